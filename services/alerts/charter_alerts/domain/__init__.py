@@ -1,0 +1,1 @@
+"""Charter rules and the alert lifecycle: pure Python, no Kafka."""

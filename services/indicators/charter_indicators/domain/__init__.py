@@ -1,0 +1,1 @@
+"""Indicator arithmetic and windows: pure Python, no Kafka, no Prometheus."""

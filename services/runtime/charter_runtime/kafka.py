@@ -1,0 +1,179 @@
+"""Kafka plumbing shared by the services: the broker with safe producer settings, topics.
+
+Producers are idempotent with ``acks=all``: an acknowledged event is on every in-sync
+replica and a retried send is not written twice. Consumers never auto-commit: the
+offset is committed after the batch's effects are acknowledged (see ``batch_subscriber``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+
+from charter_contracts.topics import EventKind, TopicNames
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic this product creates when it is missing."""
+
+    name: str
+    partitions: int
+    compacted: bool = False
+    config: dict[str, str] = field(default_factory=dict)
+
+    def new_topic(self) -> NewTopic:
+        configs = dict(self.config)
+        if self.compacted:
+            configs["cleanup.policy"] = "compact"
+        return NewTopic(self.name, self.partitions, 1, topic_configs=configs)
+
+
+def contract_topics(names: TopicNames, partitions: int) -> list[TopicSpec]:
+    """The charter.* topics of contract v1.
+
+    The three canonical topics share one partition count so that they are co-partitioned
+    by site_id: one instance owns all the events of a site.
+    """
+    specs = [TopicSpec(names.canonical(kind), partitions) for kind in EventKind]
+    specs += [
+        TopicSpec(names.sites, partitions, compacted=True),
+        TopicSpec(names.dead_letter, partitions),
+        TopicSpec(names.indicators, partitions),
+        TopicSpec(names.alerts, partitions),
+    ]
+    return specs
+
+
+def raw_topics(names: TopicNames, networks: Iterable[str], partitions: int) -> list[TopicSpec]:
+    """Raw topics of each network: where networks write."""
+    return [TopicSpec(names.raw(network, kind), partitions) for network in networks for kind in EventKind]
+
+
+async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: float = 30.0) -> None:
+    """Create the topics that do not exist yet; existing topics are left as they are."""
+    wanted = {spec.name: spec for spec in specs}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec.new_topic() for name, spec in wanted.items() if name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another service created them meanwhile
+                await admin.create_topics(missing)
+            log.info("created topics %s", sorted(t.name for t in missing))
+    finally:
+        await admin.close()
+
+
+RecordBatch = Sequence["ConsumerRecord[bytes, bytes]"]
+BatchHandler = Callable[[RecordBatch], Awaitable[None]]
+
+
+def make_broker(bootstrap_servers: str, client_id: str, **kwargs: Any) -> KafkaBroker:
+    """A FastStream Kafka broker whose producer is idempotent with acks=all.
+
+    ``apply_types`` is off: handlers receive the undecoded records, so that every bad
+    message reaches our own validation (and the dead-letter topic) instead of failing
+    inside the framework.
+    """
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        apply_types=False,
+        logger=logging.getLogger(f"charter.{client_id}"),
+        log_level=logging.DEBUG,
+        **kwargs,
+    )
+
+
+async def _undecoded(message: Any) -> Any:
+    return message.raw_message
+
+
+def batch_subscriber(
+    broker: KafkaBroker,
+    *topic_names: str,
+    group_id: str,
+    handler: BatchHandler,
+    payload: Any,
+    max_records: int = 1000,
+    **kwargs: Any,
+) -> Any:
+    """Subscribe ``handler`` to batches of raw records, with at-least-once semantics.
+
+    FastStream's Kafka default acknowledges on receipt, which loses the batch if the
+    process dies mid-way. Here offsets are committed only when the handler returns,
+    i.e. after everything it published was acknowledged; if it raises, the consumer is
+    rewound to the batch's first record and the batch is delivered again.
+
+    ``payload`` is the contract model the records carry: it documents the channel in
+    the AsyncAPI document; decoding and validation stay with the handler.
+    """
+
+    async def documented(body: Any) -> None:
+        records = body if isinstance(body, list | tuple) else (body,)
+        await handler(records)
+
+    documented.__name__ = documented.__qualname__ = getattr(handler, "__name__", "handler")
+    documented.__doc__ = handler.__doc__
+    documented.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("body", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[payload])],
+        return_annotation=None,
+    )
+    subscriber = broker.subscriber(
+        *topic_names,
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_undecoded,
+        **kwargs,
+    )
+    subscriber(documented)
+    return subscriber
+
+
+async def confirm_all(sends: Iterable[Any]) -> None:
+    """Wait until Kafka acknowledged every send of a batch (publish(..., no_confirm=True) results).
+
+    The in-memory test broker returns no future; real sends always do.
+    """
+    futures = [send for send in sends if send is not None]
+    if futures:
+        await asyncio.gather(*futures)
+
+
+async def retry_forever(
+    action: Callable[[], Any], what: str, *, first_delay: float = 0.5, max_delay: float = 10.0
+) -> None:
+    """Run ``action`` until it succeeds, with exponential backoff; for start-up against a broker not up yet."""
+    delay = first_delay
+    while True:
+        try:
+            await action()
+        except (KafkaError, OSError) as exc:
+            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+        else:
+            return

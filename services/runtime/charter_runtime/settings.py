@@ -1,0 +1,49 @@
+"""Settings shared by every service: one frozen pydantic-settings class per service, read once.
+
+Shared values (the Kafka address) have one variable for all services; service values
+carry the service's prefix (``CHARTER_INGEST_HTTP_PORT``) so that the three services
+can run side by side from one shell.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from charter_contracts.topics import TopicNames
+
+
+class ServiceSettings(BaseSettings):
+    """Base of each service's settings; subclasses set ``env_prefix`` to ``CHARTER_<SERVICE>_``."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", validate_by_name=True)
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias="CHARTER_KAFKA_BOOTSTRAP_SERVERS",
+        description="Kafka bootstrap servers, comma-separated host:port.",
+    )
+    kafka_partitions: int = Field(
+        default=6,
+        ge=1,
+        validation_alias="CHARTER_KAFKA_PARTITIONS",
+        description="Partitions of the charter.* topics when this service creates them.",
+    )
+    kafka_topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        validation_alias="CHARTER_KAFKA_TOPIC_PREFIX",
+        description="Prefix of every topic and consumer group, to share a cluster between environments.",
+    )
+    log_level: str = Field(
+        default="INFO",
+        validation_alias="CHARTER_LOG_LEVEL",
+        description="Python log level of the services.",
+    )
+    http_host: str = Field(default="127.0.0.1", description="Address the HTTP endpoints listen on.")
+    http_port: int = Field(default=8000, ge=0, le=65535, description="Port of the HTTP endpoints.")
+
+    @property
+    def topics(self) -> TopicNames:
+        """Topic and group names under this environment's prefix."""
+        return TopicNames(self.kafka_topic_prefix)
