@@ -1,0 +1,194 @@
+"""Test helpers around the real broker: produce, read back, and run services as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from charter_contracts.topics import TopicNames
+from charter_runtime.kafka import TopicSpec, contract_topics, ensure_topics, raw_topics
+
+CHARTER = str(Path(sys.executable).parent / "charter")
+
+
+def unique_names() -> TopicNames:
+    """Topic names no other test uses: tests stay independent on one broker."""
+    return TopicNames(prefix=f"t{uuid.uuid4().hex[:10]}.")
+
+
+async def create_topics(
+    bootstrap: str,
+    names: TopicNames,
+    partitions: int = 3,
+    networks: Iterable[str] = ("caf", "cpam"),
+    extra: Iterable[TopicSpec] = (),
+) -> None:
+    """The contract topics and the raw topics of ``networks``, as the services would create them."""
+    specs = [*contract_topics(names, partitions), *raw_topics(names, networks, partitions), *extra]
+    await ensure_topics(bootstrap, specs)
+
+
+async def produce(bootstrap: str, topic: str, values: Iterable[tuple[bytes | None, bytes]]) -> None:
+    """Send (key, value) pairs and wait until Kafka acknowledged all of them."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in values]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def consume(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    timeout: float = 60.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read a topic from the beginning until ``until(records)`` holds; fail on timeout."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not until(records):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s reading {topic}: got {len(records)} records")
+            batch = await consumer.getmany(timeout_ms=500)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def read_all(bootstrap: str, topic: str, settle: float = 1.5) -> list[ConsumerRecord[bytes, bytes]]:
+    """Everything on a topic once nothing new arrived for ``settle`` seconds."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < settle:
+            batch = await consumer.getmany(timeout_ms=300)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+                quiet_since = time.monotonic()
+    finally:
+        await consumer.stop()
+    return records
+
+
+@dataclass
+class ServiceProcess:
+    """One service run as the user runs it (``charter <service>``), in its own process."""
+
+    command: list[str]
+    env: dict[str, str]
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait_healthy: float = 60.0) -> ServiceProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [CHARTER, *self.command],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        if wait_healthy:
+            self.wait_healthy(wait_healthy)
+        return self
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.command} exited {self.process.returncode}:\n{self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.25)
+        raise AssertionError(f"{self.command} not healthy after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM and wait; the return code (None if it had to be killed)."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@contextlib.contextmanager
+def running(*services: ServiceProcess) -> Iterator[tuple[ServiceProcess, ...]]:
+    """Start services, and stop them however the test ends."""
+    started: list[ServiceProcess] = []
+    try:
+        for service in services:
+            started.append(service.start(wait_healthy=0))
+        for service in started:
+            service.wait_healthy(90)
+        yield services
+    finally:
+        for service in started:
+            service.stop()
+
+
+def metric_value(text: str, name: str, labels: dict[str, str] | None = None) -> float | None:
+    """The value of one sample in a Prometheus text exposition, or None if absent."""
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
+                return float(sample.value)
+    return None
+
+
+def service_env(bootstrap: str, names: TopicNames, **extra: Any) -> dict[str, str]:
+    env = {
+        "CHARTER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "CHARTER_KAFKA_TOPIC_PREFIX": names.prefix,
+        "CHARTER_KAFKA_PARTITIONS": "3",
+    }
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
