@@ -215,6 +215,10 @@ def simulate_live(
         typer.Option(help="Simulated time at launch, RFC 3339 (default: now). Ingest refuses far-off times."),
     ] = None,
     speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 1.0,
+    backfill: Annotated[
+        str,
+        typer.Option(help="Publish this much past traffic at once first, so rolling windows start full (0s: none)."),
+    ] = "1h",
     duration: Annotated[
         str | None, typer.Option(help="Simulated time to run, e.g. 10m, 2h (default: until Ctrl-C).")
     ] = None,
@@ -238,8 +242,10 @@ def simulate_live(
         raise typer.Exit(2)
     begin = _instant(start, "--start") or datetime.now(UTC).replace(microsecond=0)
     run_for = _duration(duration, "--duration")
+    past = _duration(backfill, "--backfill")
+    assert past is not None
     registry, generator = _simulation(
-        seed, rate, degrade, networks, sites_file, disorder, late, (begin, begin + timedelta(days=60))
+        seed, rate, degrade, networks, sites_file, disorder, late, (begin - past, begin + timedelta(days=60))
     )
     scenarios = ", ".join(d.describe() for d in generator.config.degradations) or "none"
     stderr_report(
@@ -249,7 +255,9 @@ def simulate_live(
     sink = KafkaSink(bootstrap_servers, TopicNames(topic_prefix), partitions)
     try:
         tally = asyncio.run(
-            run_live(generator, registry, sink, SimulatedClock(begin, speed), run_for, report=stderr_report)
+            run_live(
+                generator, registry, sink, SimulatedClock(begin, speed), run_for, report=stderr_report, backfill=past
+            )
         )
     except KafkaLocalError as exc:  # pragma: no cover - defensive
         typer.echo(f"error: {exc}", err=True)
@@ -390,16 +398,48 @@ def _today() -> tuple[datetime, datetime]:
 
 @app.command()
 def stack(
-    rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 50.0,
+    rate: Annotated[float, typer.Option(help="Simulated calls and cases per second at the weekday peak.")] = 50.0,
+    seed: SeedOption = 1,
     degrade: Annotated[
-        list[str] | None, typer.Option(help="Network whose service collapses, to see an alert fire (repeatable).")
+        list[str] | None,
+        typer.Option(help="Scenario NETWORK[@START][+DURATION] for the simulator (repeatable; default: caf)."),
     ] = None,
-    run_dir: Annotated[Path, typer.Option(help="Where logs go.")] = Path(".run"),
+    no_simulator: Annotated[bool, typer.Option("--no-simulator", help="Start no simulated traffic.")] = False,
+    prometheus_port: Annotated[int, typer.Option(envvar="CHARTER_PROMETHEUS_PORT", help="Prometheus port.")] = 9090,
+    alertmanager_port: Annotated[
+        int, typer.Option(envvar="CHARTER_ALERTMANAGER_PORT", help="Alertmanager port.")
+    ] = 9093,
+    refresh: Annotated[float, typer.Option(help="Seconds between two refreshes of the summary.")] = 5.0,
+    run_dir: Annotated[Path, typer.Option(help="Where logs, Prometheus data and generated configs go.")] = Path(".run"),
 ) -> None:
-    """Run the whole product locally: Kafka, the three services and the simulator (what `make run` does)."""
-    from charter_ops.stack import run_stack  # noqa: PLC0415
+    """Run the whole product locally (what `make run` does): Kafka, the three services, Prometheus,
+    Alertmanager and the simulator, with a live summary; Ctrl-C stops everything.
 
-    raise typer.Exit(run_stack(rate, degrade if degrade is not None else ["france-services"], run_dir))
+    Ports come from CHARTER_KAFKA_PORT, CHARTER_KAFKA_CONTROLLER_PORT, CHARTER_<SERVICE>_HTTP_PORT,
+    CHARTER_PROMETHEUS_PORT and CHARTER_ALERTMANAGER_PORT; Kafka's data from CHARTER_KAFKA_HOME.
+    """
+    from charter_ops.stack import config_from_environment, run_stack  # noqa: PLC0415
+
+    if degrade:
+        from charter_ops.simulator import Degradation  # noqa: PLC0415
+
+        for scenario in degrade:
+            try:
+                Degradation.parse(scenario)
+            except ValueError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from exc
+    config = config_from_environment(
+        run_dir.resolve(),
+        rate,
+        seed,
+        degrade if degrade is not None else ["caf"],
+        prometheus_port,
+        alertmanager_port,
+        simulate=not no_simulator,
+        refresh=refresh,
+    )
+    raise typer.Exit(run_stack(config))
 
 
 @app.command()

@@ -299,11 +299,12 @@ class TrafficGenerator:
             periods = self._schedule_cache[key] = site.scheduled(day)
         return periods
 
-    def events(self, start: datetime, end: datetime | None = None) -> Iterator[Emitted]:
+    def events(self, start: datetime, end: datetime | None = None, origin: datetime | None = None) -> Iterator[Emitted]:
         """Every event occurring in [start, end) (forever if ``end`` is None), in publication order.
 
         Yields (publication instant, payload). Events published after ``end`` (late ones,
-        calls still in progress) are yielded at the end, in their order.
+        calls still in progress) are yielded at the end, in their order. Scenario offsets
+        count from ``origin`` (default: ``start``).
         """
         if start.tzinfo is None or (end is not None and end.tzinfo is None):
             raise ValueError("start and end must be aware datetimes")
@@ -311,7 +312,7 @@ class TrafficGenerator:
         last = math.inf if end is None else int(end.timestamp())
         if last <= first:
             return
-        networks = self._build_networks(start)
+        networks = self._build_networks(origin or start)
         pending: list[tuple[float, int, Payload]] = []
         sequence = 0
         rng = random.Random()  # noqa: S311 - simulation, not security

@@ -229,9 +229,14 @@ async def run_live(
     duration: timedelta | None = None,
     report: Callable[[str], None] | None = None,
     report_every: float = 10.0,
+    backfill: timedelta = timedelta(0),
 ) -> Tally:
     """Publish each event when the simulated clock reaches its publication time.
 
+    ``backfill`` first publishes, at once, what the networks published during that much
+    time before the clock's start, as if the simulator had been running: rolling windows
+    are full from the first minute instead of filling up (and calls in progress at the
+    start are published when they end). Scenarios count from the clock's start.
     Runs until ``duration`` of simulated time has passed (what would be published later,
     such as late events, is not) or until SIGTERM/SIGINT.
     """
@@ -248,13 +253,13 @@ async def run_live(
         if report:
             report(f"simulate: {tally.sites} sites published to the registry")
         started = last_report = time.monotonic()
-        events: Iterator[Emitted] = generator.events(clock.start, end)
+        events: Iterator[Emitted] = generator.events(clock.start - backfill, end, origin=clock.start)
         stop_at = math.inf if end is None else end.timestamp()
         upcoming = next(events, None)
         while upcoming is not None and upcoming[0] < stop_at and not stop.is_set():
             batch: list[Payload] = []
             now = clock.now()
-            while upcoming is not None and upcoming[0] <= min(now, stop_at) and len(batch) < 5000:
+            while upcoming is not None and upcoming[0] <= now and upcoming[0] < stop_at and len(batch) < 5000:
                 batch.append(upcoming[1])
                 upcoming = next(events, None)
             if batch:
