@@ -328,7 +328,10 @@ def active_alerts(alertmanager_url: str) -> int | None:
 
 def run_stack(config: StackConfig, console: Console | None = None) -> int:
     """Run until interrupted (Ctrl-C, SIGTERM) or until a process dies; returns the exit code."""
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a log file: room for the whole table, no wrapped URLs
+            console = Console(width=140)
     stack = Stack(config, console)
     stopping = False
 
@@ -342,7 +345,7 @@ def run_stack(config: StackConfig, console: Console | None = None) -> int:
     try:
         if not stack.start(lambda: stopping):
             return 130
-        console.print(stack.banner())
+        console.print(stack.banner(), soft_wrap=True, highlight=False)
         code = _watch(stack, console, lambda: stopping)
     except StackError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)

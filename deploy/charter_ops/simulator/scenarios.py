@@ -52,7 +52,10 @@ class Degradation:
                     ) from None
                 if start.tzinfo is None:
                     raise ValueError(f"start {raw!r} in {text!r} needs a UTC offset, e.g. +01:00") from None
-        duration = parse_duration(match["duration"]) if match["duration"] else None
+        try:
+            duration = parse_duration(match["duration"]) if match["duration"] else None
+        except ValueError as exc:
+            raise ValueError(f"in scenario {text!r}: {exc}") from None
         return cls(match["network"], start, duration)
 
     def window(self, simulation_start: datetime) -> tuple[float, float]:
