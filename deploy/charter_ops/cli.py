@@ -217,8 +217,10 @@ def simulate_live(
     speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 1.0,
     backfill: Annotated[
         str,
-        typer.Option(help="Publish this much past traffic at once first, so rolling windows start full (0s: none)."),
-    ] = "1h",
+        typer.Option(
+            help="First publish this much past traffic at once, in event-time order, so windows do not start empty."
+        ),
+    ] = "15m",
     duration: Annotated[
         str | None, typer.Option(help="Simulated time to run, e.g. 10m, 2h (default: until Ctrl-C).")
     ] = None,

@@ -321,3 +321,15 @@ def test_live_and_history_agree_on_the_events_of_a_span(registry: list[SimSite])
     }
     assert from_nine == from_ten
     assert statistics.mean(len(v) for v in from_ten.values()) > 200
+
+
+def test_in_event_time_order_the_same_events_come_sorted_by_occurrence(registry: list[SimSite]) -> None:
+    sample = [entry for entry in registry if entry.site.network in ("dgfip", "france-services")]
+    generator = TrafficGenerator(sample, TrafficConfig(seed=5, rate=10))
+    start = MONDAY + timedelta(hours=9)
+    published = list(generator.events(start, start + timedelta(hours=1)))
+    by_time = list(generator.events(start, start + timedelta(hours=1), order="occurred"))
+    assert sorted(encode(p) for _, p in published) == sorted(encode(p) for _, p in by_time)
+    occurred = [p["occurred_at"] for _, p in by_time]
+    assert occurred == sorted(occurred)
+    assert [p["occurred_at"] for _, p in published] != occurred, "publication order is not event-time order"

@@ -27,11 +27,11 @@ import bisect
 import heapq
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -299,12 +299,19 @@ class TrafficGenerator:
             periods = self._schedule_cache[key] = site.scheduled(day)
         return periods
 
-    def events(self, start: datetime, end: datetime | None = None, origin: datetime | None = None) -> Iterator[Emitted]:
+    def events(
+        self,
+        start: datetime,
+        end: datetime | None = None,
+        origin: datetime | None = None,
+        order: Literal["published", "occurred"] = "published",
+    ) -> Iterator[Emitted]:
         """Every event occurring in [start, end) (forever if ``end`` is None), in publication order.
 
         Yields (publication instant, payload). Events published after ``end`` (late ones,
         calls still in progress) are yielded at the end, in their order. Scenario offsets
-        count from ``origin`` (default: ``start``).
+        count from ``origin`` (default: ``start``). ``order="occurred"`` yields the same
+        events in event-time order instead, as a replay of history sorted by time would.
         """
         if start.tzinfo is None or (end is not None and end.tzinfo is None):
             raise ValueError("start and end must be aware datetimes")
@@ -312,35 +319,38 @@ class TrafficGenerator:
         last = math.inf if end is None else int(end.timestamp())
         if last <= first:
             return
+        by_occurrence = order == "occurred"
         networks = self._build_networks(origin or start)
-        pending: list[tuple[float, int, Payload]] = []
+        pending: list[tuple[float, int, float, Payload]] = []
         sequence = 0
         rng = random.Random()  # noqa: S311 - simulation, not security
+
+        def push(emitted: Iterable[Emitted]) -> None:
+            nonlocal sequence
+            for emit_at, payload in emitted:
+                sequence += 1
+                key = payload["occurred_at"].timestamp() if by_occurrence else emit_at
+                heapq.heappush(pending, (key, sequence, emit_at, payload))
+
         minute = first - first % 60
         planned_day: int | None = None
         while minute < last:
             day = minute // _DAY
             if day != planned_day:
                 self._schedule_cache = {k: v for k, v in self._schedule_cache.items() if k[1] >= day - 1 + 719163}
-                for emit_at, payload in self._plan_counters(rng, networks, day, first, last):
-                    sequence += 1
-                    heapq.heappush(pending, (emit_at, sequence, payload))
+                push(self._plan_counters(rng, networks, day, first, last))
                 planned_day = day
             for network in networks:
                 rng.seed(_mix(self.config.seed, network.index, minute // 60))
-                for emit_at, payload in self._calls(rng, network, minute, first, last):
-                    sequence += 1
-                    heapq.heappush(pending, (emit_at, sequence, payload))
-                for emit_at, payload in self._cases(rng, network, minute, first, last):
-                    sequence += 1
-                    heapq.heappush(pending, (emit_at, sequence, payload))
+                push(self._calls(rng, network, minute, first, last))
+                push(self._cases(rng, network, minute, first, last))
             minute += 60
             horizon = min(minute, last)
             while pending and pending[0][0] < horizon:
-                emit_at, _, payload = heapq.heappop(pending)
+                _, _, emit_at, payload = heapq.heappop(pending)
                 yield emit_at, payload
         while pending:
-            emit_at, _, payload = heapq.heappop(pending)
+            _, _, emit_at, payload = heapq.heappop(pending)
             yield emit_at, payload
 
     # -- publication delays ---------------------------------------------------------------
@@ -372,13 +382,16 @@ class TrafficGenerator:
             network = by_code[site.network]
             intervals = self._counter_intervals(rng, site, network, periods)
             for counter, planned_open, planned_reason, closed, close_reason in intervals:
+                # both drawn whatever the span, so that the span does not change the other events
+                # (a counter already open when the simulation starts says so at the start)
+                opened, open_reason = (first, None) if planned_open < first else (planned_open, planned_reason)
+                opening = self._counter_event(rng, site, counter, opened, "counter_opened", open_reason)
+                closing = self._counter_event(rng, site, counter, closed, "counter_closed", close_reason)
                 if closed <= first or planned_open >= last:
                     continue
-                # already open when the simulation starts: say so at the start
-                opened, open_reason = (first, None) if planned_open < first else (planned_open, planned_reason)
-                yield self._counter_event(rng, site, counter, opened, "counter_opened", open_reason)
+                yield opening
                 if closed < last:
-                    yield self._counter_event(rng, site, counter, closed, "counter_closed", close_reason)
+                    yield closing
 
     def _counter_intervals(
         self, rng: random.Random, site: _Site, network: _Network, periods: list[tuple[int, int]]
@@ -464,7 +477,7 @@ class TrafficGenerator:
                     ivr_only, ended = True, at + _draw(rng, 30, 240)
                 else:
                     load = 0.7 + 0.6 * weight / _CALL_PEAK
-                    mean_wait = profile.mean_wait_seconds * load * (18 if network.is_degraded(at) else 1)
+                    mean_wait = profile.mean_wait_seconds * load * (40 if network.is_degraded(at) else 1)
                     patience = _draw(rng, 1, 4) if rng.random() < 0.06 else 5 + rng.expovariate(1 / 240)
                     wait = rng.expovariate(1 / mean_wait)
                     if wait < patience:

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaProducer
 
 from charter_contracts import EVENT_KINDS
 from charter_contracts.topics import TopicNames
-from charter_ops.simulator.generator import Emitted, Payload, TrafficGenerator
+from charter_ops.simulator.generator import Payload, TrafficGenerator
 from charter_ops.simulator.networks import SimSite
 from charter_runtime.kafka import TopicSpec, ensure_topics, raw_topics
 
@@ -233,10 +233,11 @@ async def run_live(
 ) -> Tally:
     """Publish each event when the simulated clock reaches its publication time.
 
-    ``backfill`` first publishes, at once, what the networks published during that much
-    time before the clock's start, as if the simulator had been running: rolling windows
-    are full from the first minute instead of filling up (and calls in progress at the
-    start are published when they end). Scenarios count from the clock's start.
+    ``backfill`` first publishes, at once and in event-time order, what the networks
+    published during that much time before the clock's start, as if the simulator had
+    been running: rolling windows are full from the first minute instead of filling up.
+    Calls in progress at the start, and late events, are published when they are due.
+    Scenarios count from the clock's start.
     Runs until ``duration`` of simulated time has passed (what would be published later,
     such as late events, is not) or until SIGTERM/SIGINT.
     """
@@ -247,24 +248,41 @@ async def run_live(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
     end = None if duration is None else clock.start + duration
+    stop_at = math.inf if end is None else end.timestamp()
+    live_from = clock.start.timestamp()
     await sink.start(generator.networks)
     try:
         tally.sites = await sink.write_sites(registry)
         if report:
             report(f"simulate: {tally.sites} sites published to the registry")
-        started = last_report = time.monotonic()
-        events: Iterator[Emitted] = generator.events(clock.start - backfill, end, origin=clock.start)
-        stop_at = math.inf if end is None else end.timestamp()
-        upcoming = next(events, None)
-        while upcoming is not None and upcoming[0] < stop_at and not stop.is_set():
+        if backfill > timedelta(0):
+            # in event-time order, as a replay would be: windows are complete as soon as it is done
             batch: list[Payload] = []
+            for emit_at, event in generator.events(
+                clock.start - backfill, clock.start, origin=clock.start, order="occurred"
+            ):
+                if emit_at <= live_from and not stop.is_set():
+                    batch.append(event)
+                if len(batch) >= 5000:
+                    await _write(sink, batch, tally)
+                    batch = []
+            await _write(sink, batch, tally)
+            if report:
+                report(f"simulate: {tally.events} events of the last {backfill} published (backfill)")
+        started = last_report = time.monotonic()
+        live = (
+            item
+            for item in generator.events(clock.start - backfill, end, origin=clock.start)
+            if item[0] > live_from or backfill == timedelta(0)
+        )
+        upcoming = next(live, None)
+        while upcoming is not None and upcoming[0] < stop_at and not stop.is_set():
+            batch = []
             now = clock.now()
             while upcoming is not None and upcoming[0] <= now and upcoming[0] < stop_at and len(batch) < 5000:
                 batch.append(upcoming[1])
-                upcoming = next(events, None)
-            if batch:
-                await sink.write(batch)
-                tally.add(batch)
+                upcoming = next(live, None)
+            await _write(sink, batch, tally)
             if report and time.monotonic() - last_report >= report_every:
                 elapsed = time.monotonic() - started
                 at = datetime.fromtimestamp(clock.now(), UTC).isoformat(timespec="seconds")
@@ -279,6 +297,12 @@ async def run_live(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
     return tally
+
+
+async def _write(sink: Sink, batch: list[Payload], tally: Tally) -> None:
+    if batch:
+        await sink.write(batch)
+        tally.add(batch)
 
 
 def stderr_report(message: str) -> None:
