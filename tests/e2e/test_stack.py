@@ -82,7 +82,7 @@ def test_the_native_stack_starts_is_scraped_and_stops_leaving_nothing(tmp_path: 
             return all(up.get(name) == "1" for name in (*SERVICES, "prometheus", "alertmanager"))
 
         wait_for("Prometheus to scrape every service (up == 1)", all_up, 240, log)
-        banner = log.read_text()
+        banner = wait_for("the URLs", lambda: "Ctrl-C stops everything" in log.read_text() and log.read_text(), 60, log)
         for name in (*SERVICES, "prometheus", "alertmanager"):
             assert f"http://127.0.0.1:{ports[name]}" in banner, f"the banner names the {name} URL"
 
