@@ -137,7 +137,7 @@ DegradeOption = Annotated[
     list[str] | None,
     typer.Option(
         "--degrade",
-        help="Scenario NETWORK[@START][+DURATION]: pickup collapses, counters close, cases run late "
+        help="Scenario NETWORK\\[@START]\\[+DURATION]: pickup collapses, counters close, cases run late "
         "(e.g. caf, caf@10m, caf@2024-03-04T09:00:00+01:00+2h). Repeatable.",
     ),
 ]
@@ -404,7 +404,7 @@ def stack(
     seed: SeedOption = 1,
     degrade: Annotated[
         list[str] | None,
-        typer.Option(help="Scenario NETWORK[@START][+DURATION] for the simulator (repeatable; default: caf)."),
+        typer.Option(help="Scenario NETWORK\\[@START]\\[+DURATION] for the simulator (repeatable; default: caf)."),
     ] = None,
     no_simulator: Annotated[bool, typer.Option("--no-simulator", help="Start no simulated traffic.")] = False,
     prometheus_port: Annotated[int, typer.Option(envvar="CHARTER_PROMETHEUS_PORT", help="Prometheus port.")] = 9090,

@@ -17,7 +17,7 @@ import pytest
 from charter_ops.kafka.local import free_port, port_open, process_alive
 from tests.support.kafka import CHARTER, metric_value
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 SERVICES = ("ingest", "indicators", "alerts")
 
 
