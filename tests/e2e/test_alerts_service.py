@@ -264,6 +264,8 @@ async def test_kill_restart_and_replays_never_page_twice(kafka: str, names: Topi
             )
             listed = (await get_json(f"{alerts.url}/v1/alerts"))["alerts"]
             assert [(a["alert"]["status"], a["alert"]["episode"]) for a in listed] == [("resolved", 1)]
+            # Every replayed snapshot was recognised as judged already.
+            assert (await get_json(f"{alerts.url}/v1/rules"))["not_judged"]["already_judged"] >= 2 * len(breach)
         finally:
             alerts.stop()
             webhook.stop()

@@ -35,6 +35,10 @@ class RulesView(BaseModel):
     loaded_at: float = Field(description="When the rules in force were loaded (unix seconds).")
     last_error: str | None = Field(description="Why the last change of the file was refused; null if it was not.")
     rules: dict[str, Any]
+    not_judged: dict[str, int] = Field(
+        description="Snapshots not judged since start, by reason: already_judged (duplicates, replays), "
+        "low_volume, volume_unknown (the rule's details key is missing), burn_window_missing."
+    )
 
 
 def alerts_router(service: Alerts) -> APIRouter:
@@ -85,6 +89,7 @@ def alerts_router(service: Alerts) -> APIRouter:
             loaded_at=status.loaded_at,
             last_error=status.last_error,
             rules=service.book.rules.document.model_dump(mode="json", by_alias=True),
+            not_judged=dict(service.book.unjudged),
         )
 
     return router
