@@ -169,22 +169,33 @@ def test_removing_a_rule_resolves_its_firing_alerts() -> None:
 breach_values = st.lists(st.sampled_from([0.3, 0.6, 0.84, 0.85, 0.86, 0.87, 0.95]), min_size=1, max_size=60)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     values=breach_values,
+    steps=st.lists(st.sampled_from([0, 1, 1, 1]), min_size=60, max_size=60),
+    rules_text=st.sampled_from([PICKUP, PICKUP.replace("for: 10m", "for: 0s")]),
     crash_at=st.integers(min_value=0, max_value=60),
     replay_from=st.integers(min_value=0, max_value=60),
     lose_last_records=st.booleans(),
 )
 def test_a_crash_and_a_replay_from_any_offset_never_page_twice(
-    values: list[float], crash_at: int, replay_from: int, lose_last_records: bool
+    values: list[float],
+    steps: list[int],
+    rules_text: str,
+    crash_at: int,
+    replay_from: int,
+    lose_last_records: bool,
 ) -> None:
-    """Exactly-once: whatever the crash point, replay point and write order, the events are those of a clean run."""
-    snapshots = [pickup(v, m) for m, v in enumerate(values)]
-    clean = run(AlertBook(rules=parse_rules(PICKUP)), snapshots)
+    """Exactly-once: whatever the crash point, replay point and write order, the events are those of a clean run.
+
+    Snapshots may share an ``as_of`` (step 0): re-publications of the same instant.
+    """
+    minutes = [sum(steps[: i + 1]) for i in range(len(values))]
+    snapshots = [pickup(v, m) for m, v in zip(minutes, values, strict=False)]
+    clean = run(AlertBook(rules=parse_rules(rules_text)), snapshots)
 
     crash_at = min(crash_at, len(snapshots))
-    first = AlertBook(rules=parse_rules(PICKUP))
+    first = AlertBook(rules=parse_rules(rules_text))
     before: list[Transition] = [t for s in snapshots[:crash_at] for t in first.observe(s)]
     published = [t.event for t in before if t.event is not None]
     records: dict[str, AlertRecord] = {}
@@ -192,7 +203,7 @@ def test_a_crash_and_a_replay_from_any_offset_never_page_twice(
     for t in persisted:
         records[t.record.fingerprint] = t.record
 
-    second = AlertBook(rules=parse_rules(PICKUP))
+    second = AlertBook(rules=parse_rules(rules_text))
     for record in records.values():
         second.restore(record)
     for event in published:

@@ -270,8 +270,13 @@ class Alerts:
     # -- lifecycle ------------------------------------------------------------------
 
     async def _recover(self) -> None:
-        restored = await restore(
-            self.settings.kafka_bootstrap_servers, self.settings.state_topic, self.settings.topics.alerts, self.book
+        # A bounded wait: a broker still electing leaders is retried (TimeoutError is an OSError).
+        self.book.records.clear()
+        restored = await asyncio.wait_for(
+            restore(
+                self.settings.kafka_bootstrap_servers, self.settings.state_topic, self.settings.topics.alerts, self.book
+            ),
+            timeout=30,
         )
         for name, outbox in self.outboxes.items():
             outbox.delivered |= restored.deliveries.get(name, set())

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from charter_alerts.domain.book import AlertBook, AlertRecord
@@ -61,12 +62,14 @@ async def partitions_of(bootstrap: str, topics: Iterable[str]) -> list[TopicPart
         described = await admin.describe_topics(list(topics))
     finally:
         await admin.close()
-    return [
-        TopicPartition(topic["topic"], partition["partition"])
-        for topic in described
-        if topic["error_code"] == 0
-        for partition in sorted(topic["partitions"], key=lambda p: p["partition"])
-    ]
+    partitions = []
+    for topic in described:
+        leaderless = [p["partition"] for p in topic["partitions"] if p["error_code"] or p["leader"] < 0]
+        if topic["error_code"] or leaderless or not topic["partitions"]:
+            # A topic just created may have no leader yet: the caller retries.
+            raise KafkaError(f"{topic['topic']} not readable yet (error {topic['error_code']}, no leader {leaderless})")
+        partitions += [TopicPartition(topic["topic"], p["partition"]) for p in topic["partitions"]]
+    return sorted(partitions)
 
 
 async def read_topics(bootstrap: str, topics: Iterable[str]) -> list[tuple[str, bytes | None, bytes | None]]:

@@ -6,8 +6,10 @@ replaying the same snapshots from a recovered state produces nothing new:
 
 - every change of an alert's state is a ``Transition`` carrying the new ``AlertRecord``
   (persisted by the service) and, for firing and resolved, the public ``AlertEvent``;
-- a snapshot whose ``as_of`` is not after the last one judged for the same alert and
-  window (a duplicate, a replay, a late copy) is ignored;
+- a snapshot older than the last one judged for the same alert and window, or than the
+  alert's last transition (a replay, a late copy), is ignored; one with the same ``as_of``
+  is judged again (it may carry more events of that instant) but an alert changes state at
+  most once per instant, so a duplicate changes nothing;
 - the state is recoverable from the records and the public events alone (``restore``),
   whichever of the two was written last.
 """
@@ -191,7 +193,7 @@ class AlertBook:
             [t for t in (record.at if record else None, self._seen.get((key, window))) if t is not None],
             default=None,
         )
-        if judged_up_to is not None and snapshot.as_of <= judged_up_to:
+        if judged_up_to is not None and snapshot.as_of < judged_up_to:
             self.unjudged["already_judged"] += 1
             return None
         self._seen[(key, window)] = snapshot.as_of
@@ -220,6 +222,15 @@ class AlertBook:
         return self._step(judged, record, breached, recovered)
 
     def _step(self, judged: _Judged, record: AlertRecord | None, breached: bool, recovered: bool) -> Transition | None:
+        transition = self._next(judged, record, breached, recovered)
+        if transition is not None and record is not None and judged.reading.as_of <= record.at:
+            # At most one transition per alert and instant of event time: a second snapshot
+            # with the same as_of (a re-publication, a replay) judges the same moment again.
+            self.unjudged["same_instant"] += 1
+            return None
+        return transition
+
+    def _next(self, judged: _Judged, record: AlertRecord | None, breached: bool, recovered: bool) -> Transition | None:
         status: RecordStatus = record.status if record else "inactive"
         episode = record.episode if record else 0
         at = judged.reading.as_of
