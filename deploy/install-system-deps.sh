@@ -3,7 +3,8 @@
 # (Debian/Ubuntu, apt-get):
 #   - Java 17+ and Maven: Apache Kafka from Maven Central;
 #   - prometheus (prometheus, promtool) and prometheus-alertmanager (alertmanager, amtool):
-#     the native stack of `make run`, and the tests of its configuration.
+#     the native stack of `make run`, the tests of its configuration, and the alerts
+#     service's notification tests, which run the real Alertmanager.
 set -euo pipefail
 
 missing=()

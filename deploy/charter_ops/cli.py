@@ -111,12 +111,33 @@ def indicators() -> None:
 def alerts() -> None:
     """Run the alerts service (charter.indicators -> charter.alerts). Configured by CHARTER_* env."""
     from charter_alerts.app import create_app  # noqa: PLC0415
+    from charter_alerts.domain.rules import RulesError  # noqa: PLC0415
     from charter_alerts.settings import AlertsSettings  # noqa: PLC0415
     from charter_runtime.http import serve  # noqa: PLC0415
 
     _configure_logging()
-    settings = AlertsSettings()
-    serve(create_app(settings), settings.http_host, settings.http_port, settings.log_level)
+    try:
+        settings = AlertsSettings()
+        app_ = create_app(settings)
+    except (RulesError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    serve(app_, settings.http_host, settings.http_port, settings.log_level)
+
+
+@app.command("check-rules")
+def check_rules(path: Annotated[Path, typer.Argument(help="A charter rules file (YAML).")]) -> None:
+    """Validate a charter rules file as the alerts service would, and list the rules it defines."""
+    from charter_alerts.domain.rules import RulesError, parse_rules  # noqa: PLC0415
+
+    try:
+        rules = parse_rules(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, RulesError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for name in rules.names():
+        typer.echo(f"{name}: {rules.defaults[name].kind} on {rules.defaults[name].indicator}")
+    typer.echo(f"{path}: {len(rules.names())} rules, {len(rules.document.overrides)} overrides: valid")
 
 
 simulate_app = typer.Typer(

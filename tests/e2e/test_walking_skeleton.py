@@ -19,15 +19,31 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
 
 
+# Ten minutes of calls cannot hold a breach for the charter's for-duration (10 min of event
+# time): this path test judges the pickup rate at once.
+IMMEDIATE_RULES = """
+version: 1
+thresholds:
+  pickup_rate_1h: {indicator: pickup_rate, window: 1h, threshold: 85%, min_volume: 30, for: 0s, recovery_margin: 2%}
+"""
+
+
 def services(kafka: str, names: TopicNames, logs: Path) -> tuple[ServiceProcess, ServiceProcess, ServiceProcess]:
     env = service_env(kafka, names)
+    rules = logs / "charter-rules.yaml"
+    rules.write_text(IMMEDIATE_RULES)
     ports = free_port(), free_port(), free_port()
     return (
         ServiceProcess(["ingest"], {**env, "CHARTER_INGEST_HTTP_PORT": str(ports[0])}, ports[0], logs / "ingest.log"),
         ServiceProcess(
             ["indicators"], {**env, "CHARTER_INDICATORS_HTTP_PORT": str(ports[1])}, ports[1], logs / "indicators.log"
         ),
-        ServiceProcess(["alerts"], {**env, "CHARTER_ALERTS_HTTP_PORT": str(ports[2])}, ports[2], logs / "alerts.log"),
+        ServiceProcess(
+            ["alerts"],
+            {**env, "CHARTER_ALERTS_HTTP_PORT": str(ports[2]), "CHARTER_ALERTS_RULES_FILE": str(rules)},
+            ports[2],
+            logs / "alerts.log",
+        ),
     )
 
 
