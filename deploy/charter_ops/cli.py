@@ -432,6 +432,9 @@ def stack(
     alertmanager_port: Annotated[
         int, typer.Option(envvar="CHARTER_ALERTMANAGER_PORT", help="Alertmanager port.")
     ] = 9093,
+    oncall_port: Annotated[
+        int, typer.Option(envvar="CHARTER_ONCALL_PORT", help="Port of the local sink of Alertmanager's webhooks.")
+    ] = 9095,
     refresh: Annotated[float, typer.Option(help="Seconds between two refreshes of the summary.")] = 5.0,
     run_dir: Annotated[Path, typer.Option(help="Where logs, Prometheus data and generated configs go.")] = Path(".run"),
 ) -> None:
@@ -439,7 +442,8 @@ def stack(
     Alertmanager and the simulator, with a live summary; Ctrl-C stops everything.
 
     Ports come from CHARTER_KAFKA_PORT, CHARTER_KAFKA_CONTROLLER_PORT, CHARTER_<SERVICE>_HTTP_PORT,
-    CHARTER_PROMETHEUS_PORT and CHARTER_ALERTMANAGER_PORT; Kafka's data from CHARTER_KAFKA_HOME.
+    CHARTER_PROMETHEUS_PORT, CHARTER_ALERTMANAGER_PORT and CHARTER_ONCALL_PORT; Kafka's data from
+    CHARTER_KAFKA_HOME.
     """
     from charter_ops.stack import config_from_environment, run_stack  # noqa: PLC0415
 
@@ -459,6 +463,7 @@ def stack(
         degrade if degrade is not None else ["caf"],
         prometheus_port,
         alertmanager_port,
+        oncall_port,
         simulate=not no_simulator,
         refresh=refresh,
     )

@@ -23,6 +23,7 @@ PROMETHEUS_DIR = DEPLOY_DIR / "prometheus"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 RULES_DIR = PROMETHEUS_DIR / "rules"
 ALERTMANAGER_CONFIG = DEPLOY_DIR / "alertmanager" / "alertmanager.yml"
+CHARTER_RULES = DEPLOY_DIR / "config" / "charter-rules.yaml"
 SERVICES: dict[str, type[ServiceSettings]] = {
     "ingest": IngestSettings,
     "indicators": IndicatorsSettings,
@@ -94,3 +95,17 @@ def write_compose_config(path: Path = PROMETHEUS_CONFIG) -> Path:
     """Regenerate the checked-in compose config."""
     path.write_text(compose_prometheus_config(), encoding="utf-8")
     return path
+
+
+def alertmanager_config_for(receiver_url: str, source: Path = ALERTMANAGER_CONFIG) -> str:
+    """The product's Alertmanager config with every webhook sent to ``receiver_url``/alertmanager/<last segment>.
+
+    The native stack points the on-call receivers at its own local sink, so that
+    notifications can be seen without an on-call tool; routes and grouping are untouched.
+    """
+    config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    for receiver in config.get("receivers", []):
+        for hook in receiver.get("webhook_configs", []):
+            hook["url"] = f"{receiver_url}/alertmanager/{hook['url'].rstrip('/').rsplit('/', 1)[-1]}"
+    header = f"# Written by `charter stack` from {source} (webhooks sent to the stack's on-call sink).\n"
+    return render(config, header)

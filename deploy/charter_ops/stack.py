@@ -26,7 +26,8 @@ from rich.live import Live
 from rich.text import Text
 
 from charter_ops.kafka.local import KafkaLocalError, LocalKafka, port_open
-from charter_ops.observability import ALERTMANAGER_CONFIG, SERVICES, native_prometheus_config
+from charter_ops.observability import CHARTER_RULES, SERVICES, alertmanager_config_for, native_prometheus_config
+from charter_ops.oncall import OnCallSink
 from charter_ops.summary import Summary, read_rows
 
 _PR_SET_PDEATHSIG = 1
@@ -109,6 +110,7 @@ class StackConfig:
     service_ports: dict[str, int] = field(default_factory=lambda: {name: s().http_port for name, s in SERVICES.items()})
     prometheus_port: int = 9090
     alertmanager_port: int = 9093
+    oncall_port: int = 9095
     rate: float = 50.0
     seed: int = 1
     degrade: tuple[str, ...] = ("caf",)
@@ -145,12 +147,14 @@ class Stack:
         )
         self.children: list[Child] = []
         self._kafka_started = False
+        self.oncall = OnCallSink(config.oncall_port, self.logs / "notifications.log")
 
     def _check_ports(self, kafka_running: bool) -> None:
         wanted = {
             **{f"{name} (CHARTER_{name.upper()}_HTTP_PORT)": port for name, port in self.config.service_ports.items()},
             "Prometheus (CHARTER_PROMETHEUS_PORT)": self.config.prometheus_port,
             "Alertmanager (CHARTER_ALERTMANAGER_PORT)": self.config.alertmanager_port,
+            "on-call sink (CHARTER_ONCALL_PORT)": self.config.oncall_port,
         }
         if not kafka_running:
             wanted["Kafka (CHARTER_KAFKA_PORT)"] = self.config.kafka_port
@@ -167,11 +171,14 @@ class Stack:
         cfg = self.config
         prometheus_dir = cfg.run_dir / "prometheus"
         prometheus_dir.mkdir(parents=True, exist_ok=True)
-        (cfg.run_dir / "alertmanager").mkdir(parents=True, exist_ok=True)
+        alertmanager_dir = cfg.run_dir / "alertmanager"
+        alertmanager_dir.mkdir(parents=True, exist_ok=True)
         config_file = prometheus_dir / "prometheus.yml"
         config_file.write_text(
             native_prometheus_config(cfg.service_ports, cfg.alertmanager_port, cfg.prometheus_port), encoding="utf-8"
         )
+        alertmanager_file = alertmanager_dir / "alertmanager.yml"
+        alertmanager_file.write_text(alertmanager_config_for(self.oncall.url), encoding="utf-8")
         children = [
             Child(
                 "prometheus",
@@ -190,8 +197,8 @@ class Stack:
                 "alertmanager",
                 [
                     _binary("prometheus-alertmanager"),
-                    f"--config.file={ALERTMANAGER_CONFIG}",
-                    f"--storage.path={cfg.run_dir / 'alertmanager'}",
+                    f"--config.file={alertmanager_file}",
+                    f"--storage.path={alertmanager_dir / 'data'}",
                     f"--web.listen-address=127.0.0.1:{cfg.alertmanager_port}",
                     f"--web.external-url={cfg.url(cfg.alertmanager_port)}",
                     "--cluster.listen-address=",  # a single instance: no gossip port to collide with
@@ -215,6 +222,9 @@ class Stack:
         env = {**os.environ, "CHARTER_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers}
         for name, port in self.config.service_ports.items():
             env[f"CHARTER_{name.upper()}_HTTP_PORT"] = str(port)
+        # the alerts service notifies the stack's Alertmanager and reads the rules file (edit it: it reloads)
+        env.setdefault("CHARTER_ALERTS_ALERTMANAGER_URL", self.config.url(self.config.alertmanager_port))
+        env.setdefault("CHARTER_ALERTS_RULES_FILE", str(CHARTER_RULES))
         return env
 
     def start(self, stopping: Callable[[], bool], timeout: float = 180.0) -> bool:
@@ -251,12 +261,14 @@ class Stack:
             if child.name == "simulator":
                 child.start(env)
                 self.children.append(child)
+        self.oncall.start()  # a thread: only once every child is started (fork and threads do not mix)
         return True
 
     def stop(self) -> None:
         """Stop every child, newest first, then Kafka if this stack started it."""
         for child in reversed(self.children):
             child.stop()
+        self.oncall.stop()
         if self._kafka_started:
             self.kafka.down()
             self._kafka_started = False
@@ -282,7 +294,9 @@ class Stack:
                 for name, port in cfg.service_ports.items()
             ),
             f"  Prometheus     {cfg.url(cfg.prometheus_port)}   (alerts: {cfg.url(cfg.prometheus_port)}/alerts)",
-            f"  Alertmanager   {cfg.url(cfg.alertmanager_port)}",
+            f"  Alertmanager   {cfg.url(cfg.alertmanager_port)}   (its webhooks go to {self.oncall.url}: "
+            f"{self.oncall.log_file})",
+            f"  charter rules  {self.environment()['CHARTER_ALERTS_RULES_FILE']}   (alerts reloads it on change)",
             "  Grafana        not in the native stack: `docker compose up` has it, with the boards",
         ]
         if cfg.simulate:
@@ -302,6 +316,13 @@ class Stack:
         active = active_alerts(cfg.url(cfg.alertmanager_port))
         if active is not None:
             parts.append(Text(f"   Alertmanager: {active} active alert{'s' if active != 1 else ''}"))
+        for notification in self.oncall.last():
+            parts.append(
+                Text(
+                    "\n  on-call ← " + notification.describe(),
+                    style="bold red" if notification.status == "firing" else "green",
+                )
+            )
         return Text.assemble(*parts)
 
     @staticmethod
@@ -406,6 +427,7 @@ def config_from_environment(
     degrade: Sequence[str],
     prometheus_port: int,
     alertmanager_port: int,
+    oncall_port: int = 9095,
     simulate: bool = True,
     refresh: float = 5.0,
 ) -> StackConfig:
@@ -419,6 +441,7 @@ def config_from_environment(
         kafka_controller_port=int(os.environ.get("CHARTER_KAFKA_CONTROLLER_PORT", "29093")),
         prometheus_port=prometheus_port,
         alertmanager_port=alertmanager_port,
+        oncall_port=oncall_port,
         rate=rate,
         seed=seed,
         degrade=tuple(degrade),

@@ -206,3 +206,16 @@ def test_grafana_has_the_prometheus_datasource_and_the_dashboards_folder(compose
         for volume in service.get("volumes", []):
             if volume.startswith("./"):
                 assert (ROOT / volume.split(":")[0]).exists(), f"{volume}: nothing to mount"
+
+
+def test_the_alerts_service_notifies_alertmanager_and_reads_a_shipped_rules_file(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = services(compose)
+    settings = settings_in_compose(compose, "alerts", monkeypatch)
+    alertmanager_port = int(next(a for a in stack["alertmanager"]["command"] if "listen-address" in a).split(":")[-1])
+    assert settings.alertmanager_url == f"http://alertmanager:{alertmanager_port}"
+    assert stack["alerts"]["depends_on"]["alertmanager"]["condition"] == "service_healthy"
+    assert settings.rules_file.startswith("/app/"), "the image holds the repository under /app"
+    assert (ROOT / settings.rules_file.removeprefix("/app/")).is_file()
+    assert "COPY deploy deploy" in (ROOT / "Dockerfile").read_text()

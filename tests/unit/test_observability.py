@@ -6,15 +6,19 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import httpx
 import yaml
 
+from charter_ops.kafka.local import free_port
 from charter_ops.observability import (
     ALERTMANAGER_CONFIG,
     PROMETHEUS_CONFIG,
     RULES_DIR,
+    alertmanager_config_for,
     compose_prometheus_config,
     native_prometheus_config,
 )
+from charter_ops.oncall import OnCallSink
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,3 +75,34 @@ def test_alertmanager_config_passes_amtool_and_groups_by_network() -> None:
     assert "SUCCESS" in out
     route = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())["route"]
     assert "network" in route["group_by"]
+
+
+def test_the_native_stack_sends_alertmanager_webhooks_to_its_sink_and_keeps_the_routes(tmp_path: Path) -> None:
+    written = tmp_path / "alertmanager.yml"
+    written.write_text(alertmanager_config_for("http://127.0.0.1:19095"))
+    check(tool("amtool"), "check-config", str(written))
+    original, local = yaml.safe_load(ALERTMANAGER_CONFIG.read_text()), yaml.safe_load(written.read_text())
+    assert local["route"] == original["route"]
+    urls = [hook["url"] for receiver in local["receivers"] for hook in receiver.get("webhook_configs", [])]
+    assert urls
+    assert all(url.startswith("http://127.0.0.1:19095/alertmanager/") for url in urls)
+
+
+def test_the_on_call_sink_keeps_every_notification(tmp_path: Path) -> None:
+    sink = OnCallSink(free_port(), tmp_path / "notifications.log").start()
+    try:
+        body = {
+            "status": "firing",
+            "groupLabels": {"network": "caf"},
+            "alerts": [{"status": "firing", "labels": {"alertname": "pickup_rate_1h", "network": "caf"}}],
+        }
+        assert httpx.post(f"{sink.url}/alertmanager/page", json=body, timeout=5).status_code == 200
+        assert httpx.post(f"{sink.url}/alertmanager/page", content=b"not json", timeout=5).status_code == 400
+    finally:
+        sink.stop()
+    [notification] = sink.last()
+    assert (notification.receiver, notification.status, notification.network) == ("page", "firing", "caf")
+    assert "caf pickup_rate_1h" in notification.describe()
+    logged = (tmp_path / "notifications.log").read_text().splitlines()
+    assert len(logged) == 1
+    assert '"receiver": "page"' in logged[0]
