@@ -6,8 +6,11 @@ import asyncio
 import logging
 import os
 import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -137,43 +140,334 @@ def check_rules(path: Annotated[Path, typer.Argument(help="A charter rules file 
     typer.echo(f"{path}: {len(rules.names())} rules, {len(rules.document.overrides)} overrides: valid")
 
 
-@app.command()
-def simulate(
-    rate: Annotated[float, typer.Option(help="Events per second.")] = 20.0,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same traffic.")] = 1,
-    duration: Annotated[float | None, typer.Option(help="Seconds to run; default until Ctrl-C.")] = None,
-    degrade: Annotated[list[str] | None, typer.Option(help="Network whose pickup rate collapses (repeatable).")] = None,
+simulate_app = typer.Typer(
+    help=(
+        "Seeded, deterministic traffic of the networks (France services over the real 2,845 sites, "
+        "CAF, CPAM, France Travail, DGFiP, CNAV, MSA, ANTS over synthetic sites): live, or history as fast as possible."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(simulate_app, name="simulate")
+
+SeedOption = Annotated[int, typer.Option(help="Random seed: the same seed gives the same events, byte for byte.")]
+RateOption = Annotated[
+    float,
+    typer.Option(help="Calls and case completions per second at the weekday morning peak, all networks together."),
+]
+DegradeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--degrade",
+        help="Scenario NETWORK\\[@START]\\[+DURATION]: pickup collapses, counters close, cases run late "
+        "(e.g. caf, caf@10m, caf@2024-03-04T09:00:00+01:00+2h). Repeatable.",
+    ),
+]
+NetworksOption = Annotated[str | None, typer.Option(help="Networks to simulate, comma-separated (default: all eight).")]
+SitesFileOption = Annotated[
+    Path | None, typer.Option(help="France services open data CSV (default: the file shipped in data/).")
+]
+DisorderOption = Annotated[float, typer.Option(help="Share of events published minutes late (out of order).")]
+LateOption = Annotated[float, typer.Option(help="Share of events published hours late (beyond any grace period).")]
+
+
+def _simulation(
+    seed: int,
+    rate: float,
+    degrade: list[str] | None,
+    networks: str | None,
+    sites_file: Path | None,
+    disorder: float,
+    late: float,
+    closures: tuple[datetime, datetime],
+) -> tuple[Any, Any]:
+    from charter_ops.simulator import NETWORKS, Degradation, TrafficConfig, TrafficGenerator, build_registry  # noqa: PLC0415
+    from charter_ops.simulator.networks import span_days  # noqa: PLC0415
+    from charter_ops.sites import DEFAULT_SITES_FILE, read_france_services_csv  # noqa: PLC0415
+
+    try:
+        scenarios = tuple(Degradation.parse(text) for text in degrade or ())
+        wanted = [n.strip() for n in networks.split(",") if n.strip()] if networks else list(NETWORKS)
+        registry = build_registry(
+            read_france_services_csv(sites_file or DEFAULT_SITES_FILE).sites, wanted, span_days(*closures)
+        )
+        config = TrafficConfig(
+            seed=seed, rate=rate, degradations=scenarios, disorder_fraction=disorder, late_fraction=late
+        )
+        return registry, TrafficGenerator(registry, config)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _instant(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        typer.echo(f"error: {option} {text!r} is not an RFC 3339 instant (e.g. 2024-03-04T09:00:00+01:00)", err=True)
+        raise typer.Exit(2) from exc
+    if value.tzinfo is None:
+        typer.echo(f"error: {option} {text!r} needs a UTC offset (e.g. +01:00 or Z)", err=True)
+        raise typer.Exit(2)
+    return value
+
+
+def _duration(text: str | None, option: str) -> timedelta | None:
+    from charter_ops.simulator import parse_duration  # noqa: PLC0415
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        typer.echo(f"error: {option}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@simulate_app.command("live")
+def simulate_live(
+    rate: RateOption = 20.0,
+    seed: SeedOption = 1,
+    degrade: DegradeOption = None,
+    networks: NetworksOption = None,
+    start: Annotated[
+        str | None,
+        typer.Option(help="Simulated time at launch, RFC 3339 (default: now). Ingest refuses far-off times."),
+    ] = None,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 1.0,
+    backfill: Annotated[
+        str,
+        typer.Option(
+            help="First publish this much past traffic at once, in event-time order, so windows do not start empty."
+        ),
+    ] = "15m",
+    duration: Annotated[
+        str | None, typer.Option(help="Simulated time to run, e.g. 10m, 2h (default: until Ctrl-C).")
+    ] = None,
+    disorder: DisorderOption = 0.02,
+    late: LateOption = 0.002,
+    sites_file: SitesFileOption = None,
     bootstrap_servers: Annotated[
         str, typer.Option(envvar="CHARTER_KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
     ] = "127.0.0.1:9092",
     topic_prefix: Annotated[str, typer.Option(envvar="CHARTER_KAFKA_TOPIC_PREFIX", help="Topic prefix.")] = "",
+    partitions: Annotated[
+        int, typer.Option(envvar="CHARTER_KAFKA_PARTITIONS", help="Partitions of the topics it creates.")
+    ] = 6,
 ) -> None:
-    """Publish seeded network traffic over the real France services sites to the raw topics."""
+    """Publish traffic to the raw topics as it happens, and the site registry to charter.sites; Ctrl-C stops."""
     from charter_contracts.topics import TopicNames  # noqa: PLC0415
-    from charter_ops.simulator import Simulator, run_live  # noqa: PLC0415
-    from charter_ops.sites import read_france_services_csv  # noqa: PLC0415
+    from charter_ops.simulator.publish import KafkaSink, SimulatedClock, run_live, stderr_report  # noqa: PLC0415
 
-    sites = read_france_services_csv().sites
-    simulator = Simulator(sites, seed=seed, degraded=frozenset(degrade or ()))
-    typer.echo(f"simulate: {len(sites)} sites, {rate:g} events/s, degraded: {sorted(simulator.degraded) or 'none'}")
+    if speed <= 0:
+        typer.echo("error: --speed must be positive", err=True)
+        raise typer.Exit(2)
+    begin = _instant(start, "--start") or datetime.now(UTC).replace(microsecond=0)
+    run_for = _duration(duration, "--duration")
+    past = _duration(backfill, "--backfill")
+    assert past is not None
+    registry, generator = _simulation(
+        seed, rate, degrade, networks, sites_file, disorder, late, (begin - past, begin + timedelta(days=60))
+    )
+    scenarios = ", ".join(d.describe() for d in generator.config.degradations) or "none"
+    stderr_report(
+        f"simulate: {len(registry)} sites of {', '.join(generator.networks)}; peak {rate:g} events/s; "
+        f"seed {seed}; scenarios: {scenarios}; Kafka {bootstrap_servers}"
+    )
+    sink = KafkaSink(bootstrap_servers, TopicNames(topic_prefix), partitions)
     try:
-        asyncio.run(run_live(simulator, bootstrap_servers, TopicNames(topic_prefix), rate, duration))
-    except KeyboardInterrupt:
-        typer.echo("simulate: stopped")
+        tally = asyncio.run(
+            run_live(
+                generator, registry, sink, SimulatedClock(begin, speed), run_for, report=stderr_report, backfill=past
+            )
+        )
+    except KafkaLocalError as exc:  # pragma: no cover - defensive
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    stderr_report(f"simulate: stopped after {tally.summary()}")
+
+
+@simulate_app.command("history")
+def simulate_history(
+    out: Annotated[
+        Path | None, typer.Option(help="Directory for <network>.ndjson files and sites.ndjson (for replay).")
+    ] = None,
+    kafka: Annotated[bool, typer.Option("--kafka", help="Publish to the raw topics instead of files.")] = False,
+    start: Annotated[str | None, typer.Option(help="First instant, RFC 3339 (default: --span before --end).")] = None,
+    end: Annotated[str | None, typer.Option(help="End instant, RFC 3339 (default: --start + --span, or now).")] = None,
+    span: Annotated[
+        str, typer.Option(help="Length of history when --start or --end is missing: 1d, 30d, 365d.")
+    ] = "1d",
+    rate: RateOption = 20.0,
+    seed: SeedOption = 1,
+    degrade: DegradeOption = None,
+    networks: NetworksOption = None,
+    disorder: DisorderOption = 0.02,
+    late: LateOption = 0.002,
+    gzip_files: Annotated[bool, typer.Option("--gzip", help="Compress the files (.ndjson.gz).")] = False,
+    sites_file: SitesFileOption = None,
+    bootstrap_servers: Annotated[
+        str, typer.Option(envvar="CHARTER_KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
+    ] = "127.0.0.1:9092",
+    topic_prefix: Annotated[str, typer.Option(envvar="CHARTER_KAFKA_TOPIC_PREFIX", help="Topic prefix.")] = "",
+    partitions: Annotated[
+        int, typer.Option(envvar="CHARTER_KAFKA_PARTITIONS", help="Partitions of the topics it creates.")
+    ] = 6,
+) -> None:
+    """Generate a span of history (up to a year) as fast as possible, to files or Kafka, with a progress bar."""
+    from charter_contracts.topics import TopicNames  # noqa: PLC0415
+    from charter_ops.simulator.publish import FileSink, KafkaSink, Sink, describe_span, run_history  # noqa: PLC0415
+
+    if (out is None) == (not kafka):
+        typer.echo("error: say where the history goes: --out DIRECTORY or --kafka (one of them)", err=True)
+        raise typer.Exit(2)
+    length = _duration(span, "--span")
+    assert length is not None
+    first, last = _instant(start, "--start"), _instant(end, "--end")
+    if first is None and last is None:
+        last = datetime.now(UTC).replace(second=0, microsecond=0)
+    if first is None:
+        assert last is not None
+        first = last - length
+    if last is None:
+        last = first + length
+    if last <= first:
+        typer.echo("error: the end must come after the start", err=True)
+        raise typer.Exit(2)
+    if last - first > timedelta(days=366):
+        typer.echo("error: at most a year (366 days) at a time", err=True)
+        raise typer.Exit(2)
+    registry, generator = _simulation(seed, rate, degrade, networks, sites_file, disorder, late, (first, last))
+    sink: Sink = (
+        KafkaSink(bootstrap_servers, TopicNames(topic_prefix), partitions)
+        if kafka
+        else FileSink(out or Path(), compress=gzip_files)
+    )
+    typer.echo(
+        f"simulate: {describe_span(first, last)}, {len(registry)} sites, peak {rate:g} events/s, seed {seed} -> "
+        + (f"Kafka {bootstrap_servers}" if kafka else str(out)),
+        err=True,
+    )
+    tally = asyncio.run(run_history(generator, registry, sink, first, last, _progress_bar(first, last)))
+    typer.echo(f"simulate: wrote {tally.summary()}", err=True)
+    if isinstance(sink, FileSink):
+        for path in sink.paths():
+            typer.echo(str(path))
+
+
+def _progress_bar(first: datetime, last: datetime) -> Callable[[float, Any], None]:
+    """A rich progress bar over simulated time on a terminal; a line every 10 % otherwise."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn  # noqa: PLC0415
+
+    console = Console(stderr=True)
+    started = time.monotonic()
+    if not console.is_terminal:
+        reported = [-1]
+
+        def plain(done: float, tally: Any) -> None:
+            step = int(done * 10)
+            if step > reported[0]:
+                reported[0] = step
+                rate = tally.events / max(1e-9, time.monotonic() - started)
+                console.print(f"simulate: {done:4.0%}  {tally.events} events  {rate:,.0f} events/s")
+
+        return plain
+    bar = Progress(
+        TextColumn("[bold]history"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[at]}"),
+        TextColumn("{task.fields[events]} events, {task.fields[rate]}/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    task = bar.add_task("history", total=1.0, at="", events=0, rate="0")
+    bar.start()
+    span = last - first
+
+    def update(done: float, tally: Any) -> None:
+        at = (first + span * done).strftime("%Y-%m-%d %H:%M")
+        rate = tally.events / max(1e-9, time.monotonic() - started)
+        bar.update(task, completed=done, at=at, events=f"{tally.events:,}", rate=f"{rate:,.0f}")
+        if done >= 1.0:
+            bar.stop()
+
+    return update
+
+
+@simulate_app.command("sites")
+def simulate_sites(
+    out: Annotated[Path, typer.Option(help="File to write: one Site JSON per line (NDJSON).")],
+    networks: NetworksOption = None,
+    sites_file: SitesFileOption = None,
+) -> None:
+    """Write the simulated site registry (every network's sites and call centres) to a file."""
+    registry, _ = _simulation(1, 1.0, None, networks, sites_file, 0.0, 0.0, _today())
+    from charter_ops.simulator.publish import site_records  # noqa: PLC0415
+
+    with out.open("wb") as handle:
+        for _, value in site_records(registry):
+            handle.write(value + b"\n")
+    typer.echo(f"{len(registry)} sites written to {out}", err=True)
+
+
+def _today() -> tuple[datetime, datetime]:
+    now = datetime.now(UTC)
+    return now, now + timedelta(days=60)
 
 
 @app.command()
 def stack(
-    rate: Annotated[float, typer.Option(help="Simulated events per second.")] = 50.0,
+    rate: Annotated[float, typer.Option(help="Simulated calls and cases per second at the weekday peak.")] = 50.0,
+    seed: SeedOption = 1,
     degrade: Annotated[
-        list[str] | None, typer.Option(help="Network whose service collapses, to see an alert fire (repeatable).")
+        list[str] | None,
+        typer.Option(help="Scenario NETWORK\\[@START]\\[+DURATION] for the simulator (repeatable; default: caf)."),
     ] = None,
-    run_dir: Annotated[Path, typer.Option(help="Where logs go.")] = Path(".run"),
+    no_simulator: Annotated[bool, typer.Option("--no-simulator", help="Start no simulated traffic.")] = False,
+    prometheus_port: Annotated[int, typer.Option(envvar="CHARTER_PROMETHEUS_PORT", help="Prometheus port.")] = 9090,
+    alertmanager_port: Annotated[
+        int, typer.Option(envvar="CHARTER_ALERTMANAGER_PORT", help="Alertmanager port.")
+    ] = 9093,
+    oncall_port: Annotated[
+        int, typer.Option(envvar="CHARTER_ONCALL_PORT", help="Port of the local sink of Alertmanager's webhooks.")
+    ] = 9095,
+    refresh: Annotated[float, typer.Option(help="Seconds between two refreshes of the summary.")] = 5.0,
+    run_dir: Annotated[Path, typer.Option(help="Where logs, Prometheus data and generated configs go.")] = Path(".run"),
 ) -> None:
-    """Run the whole product locally: Kafka, the three services and the simulator (what `make run` does)."""
-    from charter_ops.stack import run_stack  # noqa: PLC0415
+    """Run the whole product locally (what `make run` does): Kafka, the three services, Prometheus,
+    Alertmanager and the simulator, with a live summary; Ctrl-C stops everything.
 
-    raise typer.Exit(run_stack(rate, degrade if degrade is not None else ["france-services"], run_dir))
+    Ports come from CHARTER_KAFKA_PORT, CHARTER_KAFKA_CONTROLLER_PORT, CHARTER_<SERVICE>_HTTP_PORT,
+    CHARTER_PROMETHEUS_PORT, CHARTER_ALERTMANAGER_PORT and CHARTER_ONCALL_PORT; Kafka's data from
+    CHARTER_KAFKA_HOME.
+    """
+    from charter_ops.stack import config_from_environment, run_stack  # noqa: PLC0415
+
+    if degrade:
+        from charter_ops.simulator import Degradation  # noqa: PLC0415
+
+        for scenario in degrade:
+            try:
+                Degradation.parse(scenario)
+            except ValueError as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from exc
+    config = config_from_environment(
+        run_dir.resolve(),
+        rate,
+        seed,
+        degrade if degrade is not None else ["caf"],
+        prometheus_port,
+        alertmanager_port,
+        oncall_port,
+        simulate=not no_simulator,
+        refresh=refresh,
+    )
+    raise typer.Exit(run_stack(config))
 
 
 @app.command()
