@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages the product needs, only those that are missing:
-# Java 17+ and Maven (Apache Kafka from Maven Central). Debian/Ubuntu (apt-get).
+# Java 17+ and Maven (Apache Kafka from Maven Central); openssl (the tests' throwaway TLS
+# certificate for ingest's HTTPS endpoint). Debian/Ubuntu (apt-get).
 set -euo pipefail
 
 missing=()
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
