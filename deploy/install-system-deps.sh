@@ -4,7 +4,8 @@
 #   - Java 17+ and Maven: Apache Kafka from Maven Central;
 #   - prometheus (prometheus, promtool) and prometheus-alertmanager (alertmanager, amtool):
 #     the native stack of `make run`, the tests of its configuration, and the alerts
-#     service's notification tests, which run the real Alertmanager.
+#     service's notification tests, which run the real Alertmanager;
+#   - openssl: the tests' throwaway TLS certificate for ingest's HTTPS endpoint.
 set -euo pipefail
 
 missing=()
@@ -12,6 +13,7 @@ command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing+=(prometheus)
 { command -v prometheus-alertmanager && command -v amtool; } >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

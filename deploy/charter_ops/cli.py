@@ -92,7 +92,14 @@ def ingest() -> None:
 
     _configure_logging()
     settings = IngestSettings()
-    serve(create_app(settings), settings.http_host, settings.http_port, settings.log_level)
+    serve(
+        create_app(settings),
+        settings.http_host,
+        settings.http_port,
+        settings.log_level,
+        tls_certfile=settings.tls_certfile or None,
+        tls_keyfile=settings.tls_keyfile or None,
+    )
 
 
 @app.command()
@@ -468,6 +475,244 @@ def stack(
         refresh=refresh,
     )
     raise typer.Exit(run_stack(config))
+
+
+tokens_app = typer.Typer(
+    help="Bearer tokens of ingest's HTTPS endpoint (POST /v1/events): one network each, stored hashed.",
+    no_args_is_help=True,
+)
+app.add_typer(tokens_app, name="tokens")
+TokensFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--file",
+        help="Tokens file [env CHARTER_INGEST_TOKENS_FILE, default ~/.config/charter/ingest-tokens.json].",
+    ),
+]
+
+
+def _tokens_path(path: Path | None) -> Path:
+    from charter_ingest.settings import DEFAULT_TOKENS_FILE  # noqa: PLC0415
+
+    return (path or Path(os.environ.get("CHARTER_INGEST_TOKENS_FILE") or DEFAULT_TOKENS_FILE)).expanduser()
+
+
+def _load_tokens(path: Path) -> object:
+    from charter_ingest import tokens  # noqa: PLC0415
+
+    try:
+        return tokens.load(path)
+    except tokens.TokenFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@tokens_app.command("create")
+def tokens_create(
+    network: Annotated[str, typer.Option(help="The network the token publishes for, e.g. caf.")],
+    expires_in_days: Annotated[
+        float | None, typer.Option(help="Days until the token expires; default never (revoke it to end it).")
+    ] = None,
+    note: Annotated[str, typer.Option(help="Who holds it, what for (shown by `charter tokens list`).")] = "",
+    file: TokensFileOption = None,
+) -> None:
+    """Create a token for a network; it is printed once and only its hash is stored."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from charter_ingest import tokens  # noqa: PLC0415
+
+    path = _tokens_path(file)
+    content = _load_tokens(path)
+    assert isinstance(content, tokens.TokenFile)
+    try:
+        token, record = tokens.new_token(
+            network,
+            datetime.now(UTC),
+            timedelta(days=expires_in_days) if expires_in_days else None,
+            note,
+        )
+    except ValidationError as exc:
+        typer.echo(f"error: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(2) from exc
+    content.tokens.append(record)
+    tokens.save(path, content)
+    typer.echo(token)
+    expiry = f"expires {record.expires_at:%Y-%m-%d %H:%M} UTC" if record.expires_at else "does not expire"
+    typer.echo(
+        f"token {record.id} for {network} ({expiry}) stored hashed in {path}; "
+        "copy it now, it cannot be shown again. Running ingest services pick it up by themselves.",
+        err=True,
+    )
+
+
+@tokens_app.command("list")
+def tokens_list(file: TokensFileOption = None) -> None:
+    """List the tokens (ids, networks, state; never the tokens themselves)."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from charter_ingest import tokens  # noqa: PLC0415
+
+    path = _tokens_path(file)
+    content = _load_tokens(path)
+    assert isinstance(content, tokens.TokenFile)
+    now = datetime.now(UTC)
+    table = Table("id", "network", "state", "created", "expires", "note", title=str(path))
+    for record in content.tokens:
+        table.add_row(
+            record.id,
+            record.network,
+            record.state(now),
+            f"{record.created_at:%Y-%m-%d %H:%M}",
+            f"{record.expires_at:%Y-%m-%d %H:%M}" if record.expires_at else "never",
+            record.note,
+        )
+    Console().print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (the 12 hex digits after chrt_).")],
+    file: TokensFileOption = None,
+) -> None:
+    """Revoke a token now (running ingest services refuse it within a second)."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from charter_ingest import tokens  # noqa: PLC0415
+
+    path = _tokens_path(file)
+    content = _load_tokens(path)
+    assert isinstance(content, tokens.TokenFile)
+    for index, record in enumerate(content.tokens):
+        if record.id == token_id:
+            if record.revoked_at is None:
+                content.tokens[index] = record.model_copy(update={"revoked_at": datetime.now(UTC)})
+                tokens.save(path, content)
+            typer.echo(f"token {token_id} ({record.network}) revoked")
+            return
+    typer.echo(f"error: no token {token_id!r} in {path}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def publish(
+    path: Annotated[Path, typer.Argument(help="File of events: .json (array), .ndjson/.jsonl or .csv.")],
+    network: Annotated[str, typer.Option(help="Your network: events of another network are refused.")],
+    url: Annotated[
+        str | None, typer.Option(help="Ingest's HTTPS URL (e.g. https://ingest.example.gouv.fr); default: Kafka.")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="CHARTER_TOKEN", help="Bearer token of your network (with --url).")
+    ] = None,
+    file_format: Annotated[
+        str | None, typer.Option("--format", help="json, ndjson or csv; default: from the suffix.")
+    ] = None,
+    wait: Annotated[float, typer.Option(help="Kafka: seconds to wait for ingest's verdicts (0: do not wait).")] = 60.0,
+    rejects: Annotated[Path | None, typer.Option(help="Write every reject to this file (NDJSON).")] = None,
+    cacert: Annotated[Path | None, typer.Option(help="CA certificate to trust for --url (PEM).")] = None,
+    bootstrap_servers: Annotated[
+        str, typer.Option(envvar="CHARTER_KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
+    ] = "127.0.0.1:9092",
+    topic_prefix: Annotated[str, typer.Option(envvar="CHARTER_KAFKA_TOPIC_PREFIX", help="Topic prefix.")] = "",
+    ingest_group: Annotated[
+        str, typer.Option(envvar="CHARTER_INGEST_GROUP_ID", help="Ingest's consumer group (to read its verdicts).")
+    ] = "charter-ingest",
+) -> None:
+    """Publish a file of events over Kafka (raw topics) or HTTPS (--url, --token); summarise the rejects.
+
+    Exit code 0 when every event was accepted, 1 when some were rejected (or not judged in
+    time), 2 when the file, the token or the connection is the problem.
+    """
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn  # noqa: PLC0415
+
+    from charter_contracts.topics import TopicNames  # noqa: PLC0415
+    from charter_ops import publish as publishing  # noqa: PLC0415
+
+    console = Console(stderr=True)
+    if url and not token:
+        typer.echo("error: --url needs --token (or CHARTER_TOKEN)", err=True)
+        raise typer.Exit(2)
+    if not path.is_file():
+        typer.echo(f"error: {path} is not a file", err=True)
+        raise typer.Exit(2)
+    try:
+        fmt = publishing.detect_format(path, file_format)
+    except publishing.PublishError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"{path.name} -> {url or 'Kafka'}", total=path.stat().st_size, counts="")
+
+        def progress(item: publishing.Item, ok: int, rejected: int) -> None:
+            verb = "accepted" if url else "sent"
+            bar.update(task, advance=item.size, counts=f"{ok} {verb}, {rejected} rejected")
+
+        items = publishing.read_items(path, fmt)
+        try:
+            if url:
+                summary = asyncio.run(
+                    publishing.publish_https(items, url, token or "", progress, cafile=str(cacert) if cacert else None)
+                )
+            else:
+                summary = asyncio.run(
+                    publishing.publish_kafka(
+                        items, network, bootstrap_servers, TopicNames(topic_prefix), ingest_group, wait, progress
+                    )
+                )
+        except publishing.PublishError as exc:
+            bar.stop()
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        bar.update(task, completed=path.stat().st_size)
+    _print_summary(console, network, path, summary)
+    if rejects is not None:
+        publishing.write_rejects(rejects, summary)
+        console.print(f"every reject written to {rejects}")
+    if summary.rejects or summary.unconfirmed:
+        raise typer.Exit(1)
+
+
+def _print_summary(console: object, network: str, path: Path, summary: object) -> None:
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from charter_ops.publish import Summary  # noqa: PLC0415
+
+    assert isinstance(console, Console)
+    assert isinstance(summary, Summary)
+    console.print(
+        f"{network}: {summary.read} events read from {path}: [green]{summary.accepted} accepted[/green], "
+        f"[red]{len(summary.rejects)} rejected[/red]",
+        soft_wrap=True,
+    )
+    if summary.unconfirmed:
+        console.print(
+            f"[yellow]{summary.unconfirmed} sent to Kafka but not judged by ingest yet[/yellow] "
+            "(is ingest running? raise --wait); their verdicts will be on charter.dead-letter.",
+            soft_wrap=True,
+        )
+    if not summary.rejects:
+        return
+    reasons = Table("reason", "events", title="rejects by reason")
+    for reason, count in summary.by_reason.most_common():
+        reasons.add_row(reason, str(count))
+    console.print(reasons)
+    first = Table("where", "event_id", "reason", "detail", title="first rejects")
+    for reject in summary.rejects[:20]:
+        first.add_row(reject.where, reject.event_id or "", reject.reason, reject.detail)
+    console.print(first)
 
 
 @app.command()

@@ -60,9 +60,18 @@ def contract_topics(names: TopicNames, partitions: int) -> list[TopicSpec]:
     return specs
 
 
+#: Raw topics stamp each record with the broker's clock when it is appended: ingest judges
+#: "in the future" against that arrival time, which the publishing network cannot set.
+RAW_TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
+
+
 def raw_topics(names: TopicNames, networks: Iterable[str], partitions: int) -> list[TopicSpec]:
     """Raw topics of each network: where networks write."""
-    return [TopicSpec(names.raw(network, kind), partitions) for network in networks for kind in EventKind]
+    return [
+        TopicSpec(names.raw(network, kind), partitions, config=dict(RAW_TOPIC_CONFIG))
+        for network in networks
+        for kind in EventKind
+    ]
 
 
 async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: float = 30.0) -> None:
