@@ -45,7 +45,7 @@ def _instant(text: Any) -> float:
 def decode_event(raw: bytes) -> DomainEvent:
     """The domain form of one canonical event; raises ``UndecodableError`` with a reason."""
     try:
-        return _fast(orjson.loads(raw))
+        return read_fields(orjson.loads(raw))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         pass
     try:
@@ -54,7 +54,8 @@ def decode_event(raw: bytes) -> DomainEvent:
         raise UndecodableError(describe_error(exc)) from exc
 
 
-def _fast(data: dict[str, Any]) -> DomainEvent:
+def read_fields(data: dict[str, Any]) -> DomainEvent:
+    """The fast path: the fields the indicators read, from a decoded canonical event."""
     kind = data["type"]
     if data["schema_version"] != 1:
         raise ValueError("schema_version")

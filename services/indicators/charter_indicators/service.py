@@ -382,9 +382,10 @@ class Aggregation:
 
     async def assign(self, ends: dict[int, int]) -> None:
         """Start owning partitions; they are read from the beginning up to ``ends`` before publishing."""
+        sources = len(await self.sink.partitions(self.topics.calls))
         async with self.lock:
             for q, end in ends.items():
-                self.aggregators[q] = Aggregator()
+                self.aggregators[q] = Aggregator(sources)
                 if end > 0:
                     self.catching_up[q] = end
                 else:

@@ -15,7 +15,7 @@ from typing import Any
 
 from charter_contracts.sites import department_timezone
 from charter_indicators.domain.calendar import DAY, HOUR, MINUTE, local_days
-from charter_indicators.domain.partition import ROLLING, ScopeKey
+from charter_indicators.domain.partition import BUCKET_HORIZON, ROLLING, ScopeKey
 from charter_indicators.domain.parts import GROUP_WIDTH, LIVE_WIDTH, add_into, zeros
 from charter_indicators.domain.snapshots import (
     DEADLINE,
@@ -23,10 +23,12 @@ from charter_indicators.domain.snapshots import (
     OPENING,
     SnapshotValue,
     build,
+    is_empty,
     opening_live,
 )
 
 _PARIS = "Europe/Paris"
+_EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 Vectors = dict[int, list[float]]
 
 
@@ -50,14 +52,19 @@ class _Scope:
     dirty_days: set[int] = field(default_factory=set)
     dirty: bool = True
     emitted_as_of: float | None = None
+    #: buckets before these are final for every source and were dropped: later copies are ignored
+    pruned_hours: float = -1.0
+    pruned_days: int = -1
 
 
 class Aggregator:
     """Scopes summed over source partitions; ``snapshots`` returns what changed since last asked."""
 
-    def __init__(self) -> None:
+    def __init__(self, sources: int | None = None) -> None:
+        """``sources``: how many source partitions there are, when known (to drop final buckets early)."""
         self.scopes: dict[ScopeKey, _Scope] = {}
         self.progress: dict[int, float] = {}
+        self.sources = sources
 
     @property
     def as_of(self) -> float | None:
@@ -77,18 +84,22 @@ class Aggregator:
         entry.rolling[source] = {name: _pad(vector) for name, vector in payload["w"].items()}
         entry.live[source] = _pad(payload["live"], LIVE_WIDTH)
         for hour, vector in payload["hour"].items():
-            entry.hours.setdefault(float(hour), {})[source] = _pad(vector)
-            entry.dirty_hours.add(float(hour))
+            if float(hour) >= entry.pruned_hours:
+                entry.hours.setdefault(float(hour), {})[source] = _pad(vector)
+                entry.dirty_hours.add(float(hour))
         for day, vector in payload["day"].items():
-            entry.days.setdefault(int(day), {})[source] = _pad(vector)
-            entry.dirty_days.add(int(day))
+            if int(day) >= entry.pruned_days:
+                entry.days.setdefault(int(day), {})[source] = _pad(vector)
+                entry.dirty_days.add(int(day))
         for label, part in (payload.get("procs") or {}).items():
             procedure = entry.procedures.setdefault(label, _Procedure())
             procedure.rolling[source] = {name: _pad(vector) for name, vector in part["w"].items()}
             for hour, vector in part["hour"].items():
-                procedure.hours.setdefault(float(hour), {})[source] = _pad(vector)
+                if float(hour) >= entry.pruned_hours:
+                    procedure.hours.setdefault(float(hour), {})[source] = _pad(vector)
             for day, vector in part["day"].items():
-                procedure.days.setdefault(int(day), {})[source] = _pad(vector)
+                if int(day) >= entry.pruned_days:
+                    procedure.days.setdefault(int(day), {})[source] = _pad(vector)
         entry.dirty = True
 
     def forget(self, keep: Callable[[ScopeKey], bool]) -> list[ScopeKey]:
@@ -112,7 +123,7 @@ class Aggregator:
             entry.emitted_as_of = as_of
             entry.dirty_hours.clear()
             entry.dirty_days.clear()
-            self._prune(entry, as_of)
+        self._prune_all()
         return out
 
     def _scope_snapshots(self, scope: ScopeKey, entry: _Scope, as_of: float) -> list[SnapshotValue]:
@@ -146,6 +157,8 @@ class Aggregator:
         out = []
         for indicator in INDICATORS:
             for name, start, vector, procedures in windows:
+                if name in ("hour", "day") and is_empty(indicator, vector):
+                    continue  # a calendar bucket with nothing in it is not news
                 numerator, denominator, details = build(
                     indicator,
                     vector,
@@ -164,18 +177,38 @@ class Aggregator:
         )
         return out
 
-    @staticmethod
-    def _prune(entry: _Scope, as_of: float) -> None:
-        for hour in [h for h in entry.hours if h + HOUR < as_of - HOUR]:
-            del entry.hours[hour]
-        horizon = int(as_of // DAY) + 719163 - 9
-        for day in [d for d in entry.days if d < horizon]:
-            del entry.days[day]
-        for procedure in entry.procedures.values():
-            for hour in [h for h in procedure.hours if h + HOUR < as_of - HOUR]:
-                del procedure.hours[hour]
-            for day in [d for d in procedure.days if d < horizon]:
-                del procedure.days[day]
+    def _prune_all(self) -> None:
+        """Drop the calendar buckets every source is done with.
+
+        A bucket is final for a source once the source's ``as_of`` passed its end. When
+        the number of sources is known and all reported, buckets final for all of them go;
+        otherwise only those older than the publishing horizon (a source that never
+        reports cannot keep them forever).
+        """
+        if not self.progress:
+            return
+        if self.sources is not None and len(self.progress) >= self.sources:
+            safe = min(self.progress.values()) - HOUR
+        else:
+            safe = max(self.progress.values()) - BUCKET_HORIZON
+        hour_cut = safe - HOUR
+        # a local day ends at the latest 14 h after its UTC midnight (UTC-10 is the westernmost zone here)
+        day_cut = int((safe - 14 * HOUR) // DAY) + _EPOCH_ORDINAL - 1
+        for entry in self.scopes.values():
+            if hour_cut > entry.pruned_hours:
+                entry.pruned_hours = hour_cut
+                for hour in [h for h in entry.hours if h < hour_cut]:
+                    del entry.hours[hour]
+                for procedure in entry.procedures.values():
+                    for hour in [h for h in procedure.hours if h < hour_cut]:
+                        del procedure.hours[hour]
+            if day_cut > entry.pruned_days:
+                entry.pruned_days = day_cut
+                for day in [d for d in entry.days if d < day_cut]:
+                    del entry.days[day]
+                for procedure in entry.procedures.values():
+                    for day in [d for d in procedure.days if d < day_cut]:
+                        del procedure.days[day]
 
 
 def _ordered(by_source: dict[int, Any]) -> list[Any]:

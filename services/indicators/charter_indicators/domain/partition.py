@@ -414,6 +414,8 @@ class PartitionState:
         self._seen_sites: set[str] = set()
         self._registry_changed = False
         self._sent: dict[ScopeKey, Payload] = {}
+        #: opening seconds (open, scheduled) of the closed local days of each department, the last eight
+        self._closed_opening: dict[tuple[str, str], dict[int, list[float]]] = {}
 
     # -- registry ---------------------------------------------------------------------
 
@@ -610,6 +612,17 @@ class PartitionState:
         self._prune(a, closed_hours)
         return result
 
+    def current_sites(self) -> list[SnapshotValue]:
+        """Every site's snapshots of the current windows as of the last flush, changed or not."""
+        result = FlushResult(self.as_of, self.watermark)
+        if self.as_of is None:
+            return []
+        a = self.as_of
+        hour = (a - MINUTE) // HOUR * HOUR
+        for site in self.sites.values():
+            self._flush_site(site, a, a, hour, [], _OpeningSums(), result, True, force=True)
+        return result.snapshots
+
     def _apply_counters(self) -> None:
         w = self.watermark
         stale_after = self.config.stale_after
@@ -656,6 +669,8 @@ class PartitionState:
         acc: _OpeningSums,
         result: FlushResult,
         site_snapshots: bool,
+        *,
+        force: bool = False,
     ) -> None:
         info = site.info
         days = info.days
@@ -726,13 +741,15 @@ class PartitionState:
             "day": midnight,
             "7d": days.midnight(week_start),
         }
-        keys = site.keys or list(_empty_keys())
+        keys = list(site.keys or _empty_keys())
         for i, indicator in enumerate(INDICATORS):
             key = _site_key(indicator, [vectors[name] for name in starts], live, site)
-            if key == keys[i]:
+            if key == keys[i] and not force:
                 continue
             keys[i] = key
             for name, start in starts.items():
+                if name in ("hour", "day") and is_empty(indicator, vectors[name]):
+                    continue  # a calendar bucket with nothing in it is not news
                 numerator, denominator, details = build(indicator, vectors[name], histograms=False)
                 result.snapshots.append(
                     SnapshotValue(indicator, *scope, name, start, numerator, denominator, a, details)
@@ -742,7 +759,8 @@ class PartitionState:
                 result.snapshots.append(
                     SnapshotValue(indicator, *scope, "live", None, numerator, denominator, a, details)
                 )
-        site.keys = keys
+        if not force:
+            site.keys = keys
 
     def _live(self, site: SiteState, a: float) -> list[float]:
         info = site.info
@@ -768,13 +786,23 @@ class PartitionState:
         acc: _OpeningSums,
         result: FlushResult,
     ) -> None:
+        for group_key, closed in acc.days.items():
+            store = self._closed_opening.setdefault(group_key, {})
+            for day, values in closed.items():
+                store[day] = list(values)
+        days_wanted: set[int] = set()
+        for scope in (*self.groups.values(), *self.procedures.values()):
+            today = scope.local.day_of(a - MINUTE)
+            days_wanted.update(range(max(scope.local.day_of(reference - MINUTE), today - 8), today + 1))
         payloads: dict[ScopeKey, Payload] = {}
         for group_key, scope in self.groups.items():
-            payloads[group_key] = _scope_payload(scope, a, reference, hour, closed_hours, acc, group_key)
+            payloads[group_key] = _scope_payload(
+                scope, a, hour, closed_hours, days_wanted, acc, group_key, self._closed_opening.get(group_key)
+            )
         procedures: dict[str, dict[str, Payload]] = {}
         for (network, label), scope in self.procedures.items():
             procedures.setdefault(network, {})[label] = _scope_payload(
-                scope, a, reference, hour, closed_hours, None, None
+                scope, a, hour, closed_hours, days_wanted, None, None, None
             )
         derived: dict[ScopeKey, list[Payload]] = {}
         for (group_network, group_department), payload in payloads.items():
@@ -809,6 +837,10 @@ class PartitionState:
                     del site.open_days[d]
         for scope in (*self.groups.values(), *self.procedures.values()):
             scope.prune(min(keep_from, a - HOUR), scope.local.day_of(a - MINUTE))
+        for group_key, closed in self._closed_opening.items():
+            today = self.groups[group_key].local.day_of(a - MINUTE) if group_key in self.groups else 0
+            for day in [d for d in closed if d < today - 8]:
+                del closed[day]
         forget = self.watermark - self.config.grace
         for site_id in list(self._seen_sites):
             known = self.sites.get(site_id)
@@ -833,6 +865,7 @@ class PartitionState:
             "groups": [[n, d, s.dump()] for (n, d), s in self.groups.items()],
             "procedures": [[n, p, s.dump()] for (n, p), s in self.procedures.items()],
             "sent": [[n, d, p] for (n, d), p in self._sent.items()],
+            "closed_opening": [[n, d, days] for (n, d), days in self._closed_opening.items()],
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -861,6 +894,10 @@ class PartitionState:
             scope.load(raw)
             self.procedures[(network, label)] = scope
         self._sent = {(n, d): _thaw(p) for n, d, p in data["sent"]}
+        self._closed_opening = {
+            (n, d): {int(day): [float(o), float(s)] for day, (o, s) in days.items()}
+            for n, d, days in data["closed_opening"]
+        }
         self._registry_changed = True
 
 
@@ -900,16 +937,22 @@ class _OpeningSums:
 def _scope_payload(
     scope: ScopeParts,
     a: float,
-    reference: float,
     hour: float,
     closed_hours: list[float],
+    days_wanted: set[int],
     acc: _OpeningSums | None,
     key: tuple[str, str] | None,
+    closed_opening: dict[int, list[float]] | None,
 ) -> Payload:
-    """The partial sums of one department (or procedure) of this partition at ``a``."""
+    """The partial sums of one department (or procedure) of this partition at ``a``.
+
+    ``days_wanted``: the local days any department of the partition closed in this flush
+    or is in now. Each department gives its full value for each of them, so that a network
+    or the nation (whose departments do not all change day at the same instant) always
+    sums complete days.
+    """
     local = scope.local
     today = local.day_of(a - MINUTE)
-    closed_days = range(max(local.day_of(reference - MINUTE), today - 8), today)
     now = scope.running
     windows = {
         "15m": _sub(now, scope.total_at(a / MINUTE - 15)),
@@ -919,7 +962,7 @@ def _scope_payload(
     }
     hours = {h: scope.between(h, h + HOUR) for h in closed_hours}
     hours[hour] = _sub(now, scope.total_at(hour / MINUTE))
-    days = {d: _sub(scope.at_midnight(d + 1), scope.at_midnight(d)) for d in closed_days}
+    days = {d: _sub(scope.at_midnight(d + 1), scope.at_midnight(d)) for d in days_wanted if today - 8 <= d < today}
     days[today] = list(windows["today"])
     live = zeros(LIVE_WIDTH)
     if acc is not None and key is not None:
@@ -931,8 +974,8 @@ def _scope_payload(
         for h in closed_hours:
             o, s = acc.hours.get((key, h), (0.0, 0.0))
             hours[h][OPEN_SECONDS], hours[h][SCHEDULED_SECONDS] = o, s
-        for d, (o, s) in acc.days.get(key, {}).items():
-            if d in days:
+        for d, (o, s) in (closed_opening or {}).items():
+            if d in days and d != today:
                 days[d][OPEN_SECONDS], days[d][SCHEDULED_SECONDS] = o, s
         live = acc.live.get(key, live)
     return {
