@@ -142,7 +142,7 @@ class SiteStreams:
         self.partitions: dict[int, PartitionState] = {}
         self.offsets: dict[int, dict[str, int]] = {}
         self.generations: dict[int, int] = {}
-        self.last_event: dict[int, float] = {}
+        self.last_event: dict[tuple[int, str], float] = {}
         self.lock = asyncio.Lock()
         self.saving = asyncio.Lock()
         self.encoder = SnapshotEncoder()
@@ -172,7 +172,8 @@ class SiteStreams:
                 seeks[(self.topics.sites, p)] = sites_end
                 self.partitions[p] = state
                 self.offsets[p] = offsets
-                self.last_event[p] = self.clock()
+                for topic in self.topics.canonical:
+                    self.last_event[(p, topic)] = self.clock()
                 log.info(
                     "partition %s: %d sites, %s, watermark %s",
                     p,
@@ -198,7 +199,8 @@ class SiteStreams:
             for p in gone:
                 self.partitions.pop(p, None)
                 self.offsets.pop(p, None)
-                self.last_event.pop(p, None)
+                for topic in self.topics.canonical:
+                    self.last_event.pop((p, topic), None)
         return commits
 
     # -- records ----------------------------------------------------------------------
@@ -231,7 +233,7 @@ class SiteStreams:
                 if record.offset < offsets.get(topic, 0):
                     continue
                 offsets[topic] = record.offset + 1
-                self.last_event[p] = now
+                self.last_event[(p, topic)] = now
                 try:
                     event = decode_event(record.value or b"")
                 except UndecodableError as exc:
@@ -260,19 +262,23 @@ class SiteStreams:
                         else f"site_id: {event.site_id!r} is not in the site registry (charter.sites)"
                     )
                     await self._dead_letter(record, RejectReason.UNKNOWN_SITE, detail, event.network)
-            self._progress()
+            self._progress(now)
             self.metrics.count(counted, late, rejected)
 
-    def _progress(self) -> None:
-        """Advance each partition's watermark, held back by the streams not read up to date."""
+    def _progress(self, now: float) -> None:
+        """Advance each partition's watermark from where each of its streams stands."""
         for p, state in self.partitions.items():
             offsets = self.offsets[p]
             behind = []
+            clock = {}
             for topic in self.topics.canonical:
                 end = self.highwater(topic, p)
+                stream = self.topics.stream(topic)
                 if end is None or offsets.get(topic, 0) < end:
-                    behind.append(self.topics.stream(topic))
-            state.progress(behind)
+                    behind.append(stream)
+                elif self.idle_seconds and now - self.last_event.get((p, topic), now) >= self.idle_seconds:
+                    clock[stream] = now  # read up to date and silent: its time is now
+            state.progress(behind, clock)
 
     def _registry(self, state: PartitionState, record: Any) -> None:
         if record.value is None:
@@ -306,15 +312,7 @@ class SiteStreams:
         """Let time pass on idle partitions, bring figures up to date, publish, wait for the acks."""
         now = self.clock()
         async with self.lock:
-            self._progress()
-            if self.idle_seconds:
-                for p, state in self.partitions.items():
-                    caught_up = all(
-                        (end := self.highwater(topic, p)) is not None and self.offsets[p].get(topic, 0) >= end
-                        for topic in self.topics.canonical
-                    )
-                    if caught_up and now - self.last_event.get(p, now) >= self.idle_seconds:
-                        state.advance(now - self.config.grace)
+            self._progress(now)
             publish_sites = now - self._sites_published_at >= self.site_snapshot_seconds
             for p, state in sorted(self.partitions.items()):
                 await self._publish(p, state.flush(site_snapshots=publish_sites))

@@ -547,23 +547,27 @@ class PartitionState:
 
     # -- time -------------------------------------------------------------------------
 
-    def progress(self, behind: Iterable[str] = ()) -> None:
-        """Move the watermark after a batch; ``behind``: streams with records not read yet.
+    def progress(self, behind: Iterable[str] = (), clock: dict[str, float] | None = None) -> None:
+        """Move the watermark: the earliest of the three streams' latest event, minus the grace period.
 
-        The watermark is the earliest of the streams still being read (so that a stream
-        read ahead of the others cannot make them late), or the latest of all once
-        every stream is read up to date. Lateness itself is judged per stream, against
-        that stream's own latest event (and the watermark), so a replay's results do not
-        depend on how the streams happen to interleave.
+        Each stream (counters, calls, cases: one canonical topic each) is judged on its own,
+        so a stream read ahead of the others never makes them late, and the result does not
+        depend on how the streams interleave. ``behind``: streams with records not read yet
+        (one that has no event yet holds the watermark until it has); a stream that is read
+        up to date and has no event at all is left out. ``clock``: streams read up to date
+        and silent for a while, with the wall-clock time to count them at (time passes).
         """
-        pending = [self.stream_max.get(s, NEG_INF) for s in behind]
-        if pending:
-            candidate = min(pending) - self.config.grace
-        elif self.stream_max:
-            candidate = max(self.stream_max.values()) - self.config.grace
-        else:
-            return
-        self.watermark = max(self.watermark, candidate)
+        waiting = set(behind)
+        clock = clock or {}
+        latest = []
+        for stream in (COUNTERS, CALLS, CASES):
+            seen = max(self.stream_max.get(stream, NEG_INF), clock.get(stream, NEG_INF))
+            if seen > NEG_INF or stream in waiting:
+                latest.append(seen)
+        if latest:
+            self.watermark = max(self.watermark, min(latest) - self.config.grace)
+        if self.origin is None and self.watermark > NEG_INF:
+            self.origin = float(minute_floor(self.watermark))
 
     def advance(self, watermark: float) -> None:
         """Move the watermark forward without an event (time passes: the idle clock)."""
