@@ -135,6 +135,7 @@ def run_stack(rate: float, degrade: Sequence[str], run_dir: Path, refresh: float
                 print(f"error: {', '.join(dead) or 'services'} did not start; see {logs}", file=sys.stderr)
                 return 1
             time.sleep(0.5)
+        load_registry(kafka.bootstrap_servers)
         children[3].start(env)
         print(_banner(kafka.bootstrap_servers, logs, rate, degrade), flush=True)
         next_summary = time.monotonic() + refresh
@@ -158,6 +159,19 @@ def run_stack(rate: float, degrade: Sequence[str], run_dir: Path, refresh: float
             kafka.down()
         print("Stopped.", flush=True)
     return 0
+
+
+def load_registry(bootstrap_servers: str) -> None:
+    """The simulator's sites must be in the registry (charter.sites) for indicators to count them."""
+    import asyncio  # noqa: PLC0415
+
+    from charter_contracts.topics import TopicNames  # noqa: PLC0415
+    from charter_ops.sites import publish_sites, read_france_services_csv  # noqa: PLC0415
+
+    names = TopicNames(os.environ.get("CHARTER_KAFKA_TOPIC_PREFIX", ""))
+    sites = read_france_services_csv().sites
+    asyncio.run(publish_sites(sites, bootstrap_servers, names))
+    print(f"Loaded {len(sites)} France services sites into {names.sites}.", flush=True)
 
 
 def _banner(bootstrap: str, logs: Path, rate: float, degrade: Sequence[str]) -> str:

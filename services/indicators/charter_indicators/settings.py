@@ -32,14 +32,14 @@ class IndicatorsSettings(ServiceSettings):
     grace_seconds: float = Field(
         default=60.0,
         ge=0,
-        description="Events up to this much older than the latest event of their partition still count; "
-        "older ones are late.",
+        description="Events older than the latest event of their stream (a canonical topic's partition) by "
+        "more than this are late: not counted, sent to the dead-letter topic.",
     )
     idle_seconds: float = Field(
         default=10.0,
         ge=0,
-        description="A partition with no event for this long advances with the wall clock (time passes); "
-        "0 disables it (replays of old history).",
+        description="A stream read up to date with no event for this long advances with the wall clock "
+        "(time passes); 0 disables it, for replays of old history.",
     )
     stale_after_seconds: float = Field(
         default=43200.0,
