@@ -28,17 +28,20 @@ _minutes: dict[str, float] = {}
 
 def _instant(text: Any) -> float:
     """Epoch seconds of an RFC 3339 instant; canonical ones (``...Z``) by a cached fast path."""
-    if not isinstance(text, str):
-        raise TypeError("timestamp must be a string")
-    if len(text) >= 20 and text[-1] == "Z" and text[10] == "T" and text[16] == ":":
+    if text.__class__ is str and text[-1:] == "Z" and text[16:17] == ":":
         minute = _minutes.get(text[:16])
         if minute is None:
             if len(_minutes) > 100_000:
                 _minutes.clear()
-            minute = _minutes[text[:16]] = datetime.fromisoformat(text[:16] + ":00+00:00").timestamp()
+            try:
+                minute = _minutes[text[:16]] = datetime.fromisoformat(text[:16] + ":00+00:00").timestamp()
+            except ValueError:
+                minute = None
         seconds = text[17:-1]
-        if seconds[:2].isdigit() and (len(seconds) == 2 or seconds[2] == "."):
+        if minute is not None and seconds[:2].isdigit() and seconds[2:3] in ("", "."):
             return minute + float(seconds)
+    if not isinstance(text, str):
+        raise TypeError("timestamp must be a string")
     return datetime.fromisoformat(text).timestamp()
 
 

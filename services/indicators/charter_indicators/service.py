@@ -216,24 +216,27 @@ class SiteStreams:
             for record in records:
                 if record.topic == sites_topic:
                     p = record.partition
-                    state = self.partitions.get(p)
-                    if state is None or record.offset < self.offsets[p].get(sites_topic, 0):
+                    owner = self.partitions.get(p)
+                    if owner is None or record.offset < self.offsets[p].get(sites_topic, 0):
                         continue
-                    self._registry(state, record)
+                    self._registry(owner, record)
                     self.offsets[p][sites_topic] = record.offset + 1
-            for record in records:
+            slot: tuple[str, int] | None = None
+            state: PartitionState | None = None
+            offsets: dict[str, int] = {}
+            first = 0
+            for record in records:  # records of one topic-partition come together: look it up once
                 topic = record.topic
-                if topic == sites_topic:
-                    continue
-                p = record.partition
-                state = self.partitions.get(p)
-                if state is None:
-                    continue
-                offsets = self.offsets[p]
-                if record.offset < offsets.get(topic, 0):
+                if (topic, record.partition) != slot:
+                    slot = (topic, record.partition)
+                    state = None if topic == sites_topic else self.partitions.get(record.partition)
+                    if state is not None:
+                        offsets = self.offsets[record.partition]
+                        first = offsets.get(topic, 0)
+                        self.last_event[slot[::-1]] = now
+                if state is None or record.offset < first:
                     continue
                 offsets[topic] = record.offset + 1
-                self.last_event[(p, topic)] = now
                 try:
                     event = decode_event(record.value or b"")
                 except UndecodableError as exc:
