@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import bisect
 import math
+import zlib
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -189,8 +190,8 @@ class SiteParts:
 
     def prune(self, a: float) -> None:
         limit = a / MINUTE - 60
-        for m in [m for m in self.minutes if m < limit]:
-            del self.minutes[m]
+        if any(m < limit for m in self.minutes):  # rebuilt, not deleted from: a dict never shrinks
+            self.minutes = {m: bucket for m, bucket in self.minutes.items() if m >= limit}
         if len(self.hours) > 2:  # hours older than the publishing horizon (after a jump of the watermark)
             for h in [h for h in self.hours if h < a - BUCKET_HORIZON - HOUR]:
                 del self.hours[h]
@@ -228,9 +229,10 @@ class ScopeParts:
         self.minutes: dict[int, list[float]] = {}
         self.running = zeros(GROUP_WIDTH)
         self.running_at: int | None = None
-        #: (minute m, total of the minutes before m), sorted: the total at any later minute until the next mark
-        self.marks: list[tuple[int, list[float]]] = []
-        self.midnights: dict[int, list[float]] = {}
+        #: (minute m, total of the minutes before m), sorted: the total at any later minute until the next
+        #: mark; compact arrays, as a department keeps one per busy minute of the last hour
+        self.marks: list[tuple[int, Sequence[float]]] = []
+        self.midnights: dict[int, Sequence[float]] = {}
 
     def minute(self, m: int) -> list[float]:
         bucket = self.minutes.get(m)
@@ -238,7 +240,7 @@ class ScopeParts:
             bucket = self.minutes[m] = zeros(GROUP_WIDTH)
         return bucket
 
-    def total_at(self, m: float) -> list[float]:
+    def total_at(self, m: float) -> Sequence[float]:
         """Sum of the minutes before minute ``m`` (``m`` within the last hour, or a kept boundary)."""
         i = bisect.bisect_right(self.marks, m, key=lambda mark: mark[0]) - 1
         return self.marks[i][1] if i >= 0 else zeros(GROUP_WIDTH)
@@ -249,12 +251,15 @@ class ScopeParts:
         start = self.running_at
         if start is None:
             start = min([target, *self.minutes])
-            self.marks = [(start, self.running)]
+            self.marks = [(start, array("d", self.running))]
         if target <= start:
             return
-        for m in sorted(k for k in self.minutes if k < target):
+        folded = sorted(k for k in self.minutes if k < target)
+        for m in folded:
             self.running = [x + y for x, y in zip(self.running, self.minutes.pop(m), strict=True)]
-            self.marks.append((m + 1, self.running))
+            self.marks.append((m + 1, array("d", self.running)))
+        if folded:
+            self.minutes = dict(self.minutes)  # a dict never shrinks: a copy is sized to what is left
         self.running_at = target
         first_day = self.local.day_of(start * MINUTE)
         for day in range(first_day, self.local.day_of(a) + 1):
@@ -262,7 +267,7 @@ class ScopeParts:
             if start * MINUTE <= midnight <= a:
                 self.midnights[day] = self.total_at(midnight / MINUTE)
 
-    def at_midnight(self, day: int) -> list[float]:
+    def at_midnight(self, day: int) -> Sequence[float]:
         value = self.midnights.get(day)
         if value is not None:
             return value
@@ -296,8 +301,8 @@ class ScopeParts:
         self.minutes = dict(zip(map(int, minutes), _unpack_lists(minute_values, GROUP_WIDTH), strict=True))
         self.running = _unpack_lists(running, GROUP_WIDTH)[0]
         self.running_at = running_at
-        self.marks = list(zip(map(int, marks), _unpack_lists(mark_values, GROUP_WIDTH), strict=True))
-        self.midnights = dict(zip(map(int, midnights), _unpack_lists(midnight_values, GROUP_WIDTH), strict=True))
+        self.marks = list(zip(map(int, marks), _unpack_arrays(mark_values, GROUP_WIDTH), strict=True))
+        self.midnights = dict(zip(map(int, midnights), _unpack_arrays(midnight_values, GROUP_WIDTH), strict=True))
 
 
 class SiteState:
@@ -412,7 +417,8 @@ class PartitionState:
         self._open_sites: set[str] = set()
         self._seen_sites: set[str] = set()
         self._registry_changed = False
-        self._sent: dict[ScopeKey, Payload] = {}
+        #: fingerprint of the partial sums last published per scope (to publish only what changed)
+        self._sent: dict[ScopeKey, int] = {}
         #: opening seconds (open, scheduled) of the closed local days of each department, the last eight
         self._closed_opening: dict[tuple[str, str], dict[int, list[float]]] = {}
 
@@ -612,7 +618,7 @@ class PartitionState:
             self._flush_site(site, a, reference, hour, closed_hours, acc, result, site_snapshots)
         self.as_of = a
         self._flush_scopes(a, reference, hour, closed_hours, acc, result)
-        self._prune(a, closed_hours)
+        self._prune(a)
         return result
 
     def current_sites(self) -> list[SnapshotValue]:
@@ -825,12 +831,13 @@ class PartitionState:
         if (None, None) in payloads and national:
             payloads[(None, None)]["procs"] = {label: _sum_payloads(parts) for label, parts in national.items()}
         for key, payload in payloads.items():
-            if self._sent.get(key) != payload:
-                self._sent[key] = payload
+            fingerprint = _fingerprint(payload)
+            if self._sent.get(key) != fingerprint:
+                self._sent[key] = fingerprint
                 result.partials[key] = payload
 
-    def _prune(self, a: float, closed_hours: list[float]) -> None:
-        keep_from = min(a - HOUR - MINUTE, *closed_hours) if closed_hours else a - HOUR - MINUTE
+    def _prune(self, a: float) -> None:
+        keep_from = a - HOUR - MINUTE  # the next flush reads back to the start of the hour of a - 1 min
         for site in self.sites.values():
             days = site.info.days
             today = days.day_of(a - MINUTE)
@@ -841,7 +848,7 @@ class PartitionState:
                 for d in [d for d in site.open_days if d < today - 7]:
                     del site.open_days[d]
         for scope in (*self.groups.values(), *self.procedures.values()):
-            scope.prune(min(keep_from, a - HOUR), scope.local.day_of(a - MINUTE))
+            scope.prune(keep_from, scope.local.day_of(a - MINUTE))
         for group_key, closed in self._closed_opening.items():
             today = self.groups[group_key].local.day_of(a - MINUTE) if group_key in self.groups else 0
             for day in [d for d in closed if d < today - 8]:
@@ -898,7 +905,7 @@ class PartitionState:
             scope = ScopeParts(local_days(_PARIS))
             scope.load(raw)
             self.procedures[(network, label)] = scope
-        self._sent = {(n, d): _thaw(p) for n, d, p in data["sent"]}
+        self._sent = {(n, d): int(p) for n, d, p in data["sent"]}
         self._closed_opening = {
             (n, d): {int(day): [float(o), float(s)] for day, (o, s) in days.items()}
             for n, d, days in data["closed_opening"]
@@ -998,7 +1005,7 @@ def _site_key(indicator: str, vectors: list[list[float]], live: list[float], sit
     """What decides a site's snapshots of one indicator: publish again only when it changes."""
     key = hash(tuple(indicator_key(indicator, vector) for vector in vectors))
     if indicator == OPENING:
-        status = (site.last_status, len(site.counters)) if site is not None else (None, 0)
+        status = (_stable(site.last_status), len(site.counters)) if site is not None else (_stable(None), 0)
         key = hash((key, tuple(live), status))
     return key
 
@@ -1072,16 +1079,24 @@ def _pad(vector: list[float], width: int) -> list[float]:
     return [float(x) for x in vector] + [0.0] * (width - len(vector))
 
 
-def _thaw(payload: Any) -> Any:
-    """A payload read back from JSON: numeric keys again."""
-    out = dict(payload)
-    out["hour"] = {float(k): _pad(v, GROUP_WIDTH) for k, v in payload["hour"].items()}
-    out["day"] = {int(k): _pad(v, GROUP_WIDTH) for k, v in payload["day"].items()}
-    out["w"] = {k: _pad(v, GROUP_WIDTH) for k, v in payload["w"].items()}
-    out["live"] = _pad(payload["live"], LIVE_WIDTH)
-    if "procs" in payload:
-        out["procs"] = {k: _thaw(v) for k, v in payload["procs"].items()}
-    return out
+def _fingerprint(payload: Payload) -> int:
+    """A stable fingerprint of partial sums (floats hash the same in every process)."""
+
+    def frozen(value: Any) -> Any:
+        if isinstance(value, dict):
+            return tuple((_stable(k), frozen(v)) for k, v in sorted(value.items(), key=lambda item: str(item[0])))
+        if isinstance(value, list | array):
+            return tuple(value)
+        return _stable(value)
+
+    return hash(frozen(payload))
+
+
+def _stable(value: Any) -> Any:
+    """Numbers hash alike in every process; strings and None do not (they are salted or id-based)."""
+    if isinstance(value, str):
+        return zlib.crc32(value.encode())
+    return -1e308 if value is None else value
 
 
 def _finite(value: float) -> float | None:
