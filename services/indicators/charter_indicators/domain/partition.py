@@ -819,7 +819,8 @@ class PartitionState:
             networks.setdefault((group_network, None), []).append(payload)
             departments.setdefault((None, group_department), []).append(payload)
         for key, parts in (*networks.items(), *departments.items()):
-            payloads[key] = _sum_payloads(parts)
+            # one member (a department served by one network): the same figures, no sum to make
+            payloads[key] = dict(parts[0]) if len(parts) == 1 else _sum_payloads(parts)
         if networks:  # the nation: the sum of the networks (fewer vectors than the departments)
             payloads[(None, None)] = _sum_payloads([payloads[key] for key in networks])
         national: dict[str, list[Payload]] = {}
