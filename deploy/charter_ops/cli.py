@@ -98,12 +98,18 @@ def ingest() -> None:
 def indicators() -> None:
     """Run the indicators service (charter.* -> charter.indicators, /metrics). Configured by CHARTER_* env."""
     from charter_indicators.app import create_app  # noqa: PLC0415
+    from charter_indicators.procedures import ProceduresFileError  # noqa: PLC0415
     from charter_indicators.settings import IndicatorsSettings  # noqa: PLC0415
     from charter_runtime.http import serve  # noqa: PLC0415
 
     _configure_logging()
     settings = IndicatorsSettings()
-    serve(create_app(settings), settings.http_host, settings.http_port, settings.log_level)
+    try:
+        app = create_app(settings)
+    except ProceduresFileError as exc:
+        typer.echo(f"error: {exc} (CHARTER_INDICATORS_PROCEDURES_FILE)", err=True)
+        raise typer.Exit(1) from exc
+    serve(app, settings.http_host, settings.http_port, settings.log_level)
 
 
 @app.command()
