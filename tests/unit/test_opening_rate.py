@@ -124,6 +124,29 @@ def test_time_passes_without_events_and_a_silent_scheduled_site_counts_as_closed
     assert (department.numerator, department.denominator, department.value) == (4 * HOUR, 8 * HOUR, 0.5)
 
 
+def test_window_volume_is_the_number_of_sites_scheduled_which_alert_rules_read() -> None:
+    # the charter rules judge the opening rate only above a minimum of sites scheduled
+    sites = [
+        site("caf-a"),
+        site("caf-b"),
+        site("caf-c", hours=weekly(days=["saturday"])),
+        site("caf-d", department="13"),
+    ]
+    state = partition(*sites)
+    aggregator = Aggregator()
+    figures = run(state, [counter(ts("2024-03-04T09:00:00+01:00"), "caf-a")], aggregator=aggregator)
+    state.advance(ts("2024-03-04T12:00:00+01:00"))
+    collect(state.flush(), 0, figures, aggregator)
+    # Monday: caf-a, caf-b (Paris) and caf-d (Marseille) are scheduled; caf-c opens on Saturdays only
+    for window in ("today", "7d", "1h"):
+        network = figures.get("opening_rate", window, network="caf")
+        assert network.details["sites_scheduled"] == 3, window
+    paris = figures.get("opening_rate", "today", network="caf", department="75")
+    assert (paris.numerator, paris.denominator, paris.details["sites_scheduled"]) == (3 * HOUR, 6 * HOUR, 2)
+    one_site = figures.get("opening_rate", "today", network="caf", department="75", site_id="caf-b")
+    assert (one_site.numerator, one_site.details["sites_scheduled"]) == (0, 1)
+
+
 def test_live_counts_sites_open_now_among_those_scheduled_and_reports_the_stale_ones() -> None:
     config = IndicatorConfig(stale_after=2 * HOUR)
     sites = [site(f"caf-{i}") for i in range(4)] + [site("caf-sat", hours=weekly(days=["saturday"]))]

@@ -258,6 +258,9 @@ class Indicators:
     async def _partials_assigned(self, assigned: set[TopicPartition]) -> None:
         if self._closing or not assigned:
             return
+        # the group can be assigned before the service's start-up hook has run: the aggregation
+        # reads its checkpoints through the producer's metadata, so start it here too
+        await self._start_producer()
         consumer = self.partials_subscriber.consumer
         tps = sorted(assigned, key=lambda tp: tp.partition)
         ends = await consumer.end_offsets(tps)

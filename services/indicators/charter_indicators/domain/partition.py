@@ -56,6 +56,7 @@ from charter_indicators.domain.parts import (
     SCHEDULED_SECONDS,
     SHORT,
     SITE_WIDTH,
+    SITES_SCHEDULED,
     WAIT_SUM,
     WITH_DEADLINE,
     WITHIN_DEADLINE,
@@ -63,6 +64,7 @@ from charter_indicators.domain.parts import (
     WITHOUT_DEADLINE,
     add_into,
     processing_bin,
+    set_opening,
     wait_bin,
     zeros,
 )
@@ -705,7 +707,7 @@ class PartitionState:
             site.open_days[d] = (o, s)
             acc.add_day(group_key, d, o, s)
             vector = parts.day(d) if parts is not None else zeros(SITE_WIDTH)
-            vector[OPEN_SECONDS], vector[SCHEDULED_SECONDS] = o, s
+            set_opening(vector, o, s)
             _emit_all(result, scope, "day", start, vector, a)
         for h in closed_hours:
             o, s = _overlap(opened, h, h + HOUR), _overlap(scheduled, h, h + HOUR)
@@ -714,7 +716,7 @@ class PartitionState:
                 continue
             acc.add_hour(group_key, h, o, s)
             vector = list(bucket) if bucket is not None else zeros(SITE_WIDTH)
-            vector[OPEN_SECONDS], vector[SCHEDULED_SECONDS] = o, s
+            set_opening(vector, o, s)
             _emit_all(result, scope, "hour", h, vector, a)
         site.day = today
         week_start = today - 6
@@ -740,7 +742,7 @@ class PartitionState:
         else:
             vectors = {name: zeros(SITE_WIDTH) for name in ("15m", "1h", "hour", "today", "7d")}
         for name, (o, s) in opening.items():
-            vectors[name][OPEN_SECONDS], vectors[name][SCHEDULED_SECONDS] = o, s
+            set_opening(vectors[name], o, s)
         vectors["day"] = vectors["today"]
         starts = {
             "15m": a - 900,
@@ -908,7 +910,7 @@ class PartitionState:
             self.procedures[(network, label)] = scope
         self._sent = {(n, d): int(p) for n, d, p in data["sent"]}
         self._closed_opening = {
-            (n, d): {int(day): [float(o), float(s)] for day, (o, s) in days.items()}
+            (n, d): {int(day): [*map(float, sums), 0.0, 0.0][:3] for day, sums in days.items()}  # older: 2 figures
             for n, d, days in data["closed_opening"]
         }
         self._registry_changed = True
@@ -925,19 +927,13 @@ class _OpeningSums:
 
     def add_windows(self, key: tuple[str, str], opening: dict[str, tuple[float, float]]) -> None:
         for name, (o, s) in opening.items():
-            entry = self.windows.setdefault((key, name), [0.0, 0.0])
-            entry[0] += o
-            entry[1] += s
+            _add_opening(self.windows.setdefault((key, name), [0.0, 0.0, 0.0]), o, s)
 
     def add_hour(self, key: tuple[str, str], hour: float, o: float, s: float) -> None:
-        entry = self.hours.setdefault((key, hour), [0.0, 0.0])
-        entry[0] += o
-        entry[1] += s
+        _add_opening(self.hours.setdefault((key, hour), [0.0, 0.0, 0.0]), o, s)
 
     def add_day(self, key: tuple[str, str], day: int, o: float, s: float) -> None:
-        entry = self.days.setdefault(key, {}).setdefault(day, [0.0, 0.0])
-        entry[0] += o
-        entry[1] += s
+        _add_opening(self.days.setdefault(key, {}).setdefault(day, [0.0, 0.0, 0.0]), o, s)
 
     def add_live(self, key: tuple[str, str], live: list[float]) -> None:
         current = self.live.get(key)
@@ -945,6 +941,18 @@ class _OpeningSums:
             self.live[key] = list(live)
         else:
             add_into(current, live)
+
+
+def _add_opening(entry: list[float], opened: float, scheduled: float) -> None:
+    """Add one site's opening figures to a department's: seconds open, seconds scheduled, sites scheduled."""
+    entry[0] += opened
+    entry[1] += scheduled
+    if scheduled > 0:
+        entry[2] += 1.0
+
+
+def _put_opening(vector: list[float], sums: Sequence[float]) -> None:
+    vector[OPEN_SECONDS], vector[SCHEDULED_SECONDS], vector[SITES_SCHEDULED] = sums[0], sums[1], sums[2]
 
 
 def _scope_payload(
@@ -979,17 +987,15 @@ def _scope_payload(
     days[today] = list(windows["today"])
     live = zeros(LIVE_WIDTH)
     if acc is not None and key is not None:
+        none = (0.0, 0.0, 0.0)
         for name in (*ROLLING, "hour"):
-            o, s = acc.windows.get((key, name), (0.0, 0.0))
-            target = hours[hour] if name == "hour" else windows[name]
-            target[OPEN_SECONDS], target[SCHEDULED_SECONDS] = o, s
-        days[today][OPEN_SECONDS], days[today][SCHEDULED_SECONDS] = windows["today"][:2]
+            _put_opening(hours[hour] if name == "hour" else windows[name], acc.windows.get((key, name), none))
+        _put_opening(days[today], [windows["today"][i] for i in (OPEN_SECONDS, SCHEDULED_SECONDS, SITES_SCHEDULED)])
         for h in closed_hours:
-            o, s = acc.hours.get((key, h), (0.0, 0.0))
-            hours[h][OPEN_SECONDS], hours[h][SCHEDULED_SECONDS] = o, s
-        for d, (o, s) in (closed_opening or {}).items():
+            _put_opening(hours[h], acc.hours.get((key, h), none))
+        for d, sums in (closed_opening or {}).items():
             if d in days and d != today:
-                days[d][OPEN_SECONDS], days[d][SCHEDULED_SECONDS] = o, s
+                _put_opening(days[d], sums)
         live = acc.live.get(key, live)
     return {
         "w": windows,

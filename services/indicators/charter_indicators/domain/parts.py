@@ -26,8 +26,10 @@ WITH_DEADLINE = 8  # cases completed that had a deadline
 WITHIN_DEADLINE = 9  # ... and were completed within it
 WITHOUT_DEADLINE = 10  # cases completed with no deadline (outside the ratio, volume shown)
 PROCESSING_SUM = 11  # whole seconds from submission to completion, summed
+# -- opening rate volume: sites with scheduled time in the window (a site counts 1) --------
+SITES_SCHEDULED = 12
 #: Width of a site's parts; a scope's parts extend it with the two histograms.
-SITE_WIDTH = 12
+SITE_WIDTH = 13
 
 #: Upper bounds (seconds) of the wait-before-answer histogram bins; one more bin above.
 WAIT_EDGES: tuple[float, ...] = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 600, 900, 1800)
@@ -48,6 +50,13 @@ LIVE_STALE = 2
 LIVE_SITES = 3
 LIVE_OPEN_UNSCHEDULED = 4
 LIVE_WIDTH = 5
+
+
+def set_opening(vector: list[float], opened: float, scheduled: float) -> None:
+    """Write a site's opening figures into a window's parts: seconds, and the site as one scheduled site."""
+    vector[OPEN_SECONDS] = opened
+    vector[SCHEDULED_SECONDS] = scheduled
+    vector[SITES_SCHEDULED] = 1.0 if scheduled > 0 else 0.0
 
 
 def zeros(width: int) -> list[float]:

@@ -24,6 +24,7 @@ from charter_indicators.domain.parts import (
     PROCESSING_SUM,
     SCHEDULED_SECONDS,
     SHORT,
+    SITES_SCHEDULED,
     WAIT_EDGES,
     WAIT_HIST,
     WAIT_SUM,
@@ -64,8 +65,8 @@ class SnapshotValue:
 
 
 def opening(vector: Sequence[float]) -> tuple[float, float, Details]:
-    """Seconds open (within the schedule) over seconds scheduled."""
-    return vector[OPEN_SECONDS], vector[SCHEDULED_SECONDS], {}
+    """Seconds open (within the schedule) over seconds scheduled; the volume is in sites."""
+    return vector[OPEN_SECONDS], vector[SCHEDULED_SECONDS], {"sites_scheduled": vector[SITES_SCHEDULED]}
 
 
 def opening_live_site(
@@ -167,7 +168,7 @@ def is_empty(indicator: str, vector: Sequence[float]) -> bool:
 def indicator_key(indicator: str, vector: Sequence[float]) -> tuple[float, ...]:
     """The parts that decide an indicator's snapshot (to publish only what changed)."""
     if indicator == OPENING:
-        return (vector[OPEN_SECONDS], vector[SCHEDULED_SECONDS])
+        return (vector[OPEN_SECONDS], vector[SCHEDULED_SECONDS], vector[SITES_SCHEDULED])
     if indicator == PICKUP:
         return tuple(vector[OFFERED : WAIT_SUM + 1])
     return tuple(vector[WITH_DEADLINE : PROCESSING_SUM + 1])
