@@ -26,6 +26,8 @@ kafka_app = typer.Typer(
     help="A local single-node Apache Kafka (KRaft) for development and tests.", no_args_is_help=True
 )
 app.add_typer(kafka_app, name="kafka")
+sites_app = typer.Typer(help="The site registry (the compacted charter.sites topic).", no_args_is_help=True)
+app.add_typer(sites_app, name="sites")
 
 
 def _local_kafka(home: Path | None, port: int | None, controller_port: int | None) -> LocalKafka:
@@ -424,6 +426,61 @@ def simulate_sites(
 def _today() -> tuple[datetime, datetime]:
     now = datetime.now(UTC)
     return now, now + timedelta(days=60)
+
+
+@sites_app.command("load")
+def sites_load(
+    path: Annotated[Path, typer.Argument(help="France services CSV (as published), the product's CSV or JSON.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Read and report only; publish nothing.")] = False,
+    bootstrap_servers: Annotated[
+        str, typer.Option(envvar="CHARTER_KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
+    ] = "127.0.0.1:9092",
+    topic_prefix: Annotated[str, typer.Option(envvar="CHARTER_KAFKA_TOPIC_PREFIX", help="Topic prefix.")] = "",
+    partitions: Annotated[
+        int, typer.Option(envvar="CHARTER_KAFKA_PARTITIONS", help="Partitions of the charter.* topics if created.")
+    ] = 6,
+) -> None:
+    """Load a site registry file into charter.sites; rows that cannot be read are reported, never fatal."""
+    from rich.progress import Progress  # noqa: PLC0415
+
+    from charter_contracts.topics import TopicNames  # noqa: PLC0415
+    from charter_ops.sites import SitesFileError, publish_sites, read_sites_file  # noqa: PLC0415
+    from charter_runtime.kafka import contract_topics, ensure_topics  # noqa: PLC0415
+
+    try:
+        kind, report = read_sites_file(path)
+    except SitesFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    skipped = report.skipped
+    partial = [p for p in report.problems if not p.skipped]
+    typer.echo(
+        f"{path}: {kind} format, {len(report.sites)} sites read, {len(skipped)} rows not read, "
+        f"{len(partial)} read in part"
+    )
+    for problem in report.problems:
+        what = "not read" if problem.skipped else "read in part"
+        typer.echo(f"  row {problem.row} ({problem.site_id or 'no id'}), {what}: {problem.message}")
+    if dry_run or not report.sites:
+        if not report.sites:
+            typer.echo("nothing to publish", err=True)
+            raise typer.Exit(1)
+        return
+    names = TopicNames(topic_prefix)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries on a fresh topic are not news
+
+    async def load() -> int:
+        await ensure_topics(bootstrap_servers, contract_topics(names, partitions))
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"publishing to {names.sites}", total=len(report.sites))
+            return await publish_sites(report.sites, bootstrap_servers, names, progress=lambda n: bar.advance(task, n))
+
+    try:
+        published = asyncio.run(load())
+    except Exception as exc:  # Kafka unreachable, topic errors: say so plainly
+        typer.echo(f"error: publishing to {names.sites} at {bootstrap_servers} failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"published {published} sites to {names.sites}")
 
 
 @app.command()

@@ -125,6 +125,7 @@ def batch_subscriber(
     handler: BatchHandler,
     payload: Any,
     max_records: int = 1000,
+    ack_policy: AckPolicy = AckPolicy.NACK_ON_ERROR,
     **kwargs: Any,
 ) -> Any:
     """Subscribe ``handler`` to batches of raw records, with at-least-once semantics.
@@ -136,6 +137,10 @@ def batch_subscriber(
 
     ``payload`` is the contract model the records carry: it documents the channel in
     the AsyncAPI document; decoding and validation stay with the handler.
+
+    ``ack_policy=AckPolicy.MANUAL`` leaves committing to the service (one that commits
+    only once its state is saved, for instance); extra kwargs go to the subscriber
+    (``listener=``, ``partition_assignment_strategy=``...).
     """
 
     async def documented(body: Any) -> None:
@@ -154,7 +159,7 @@ def batch_subscriber(
         batch=True,
         max_records=max_records,
         auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=ack_policy,
         decoder=_undecoded,
         **kwargs,
     )
