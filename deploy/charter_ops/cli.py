@@ -183,6 +183,10 @@ SitesFileOption = Annotated[
 ]
 DisorderOption = Annotated[float, typer.Option(help="Share of events published minutes late (out of order).")]
 LateOption = Annotated[float, typer.Option(help="Share of events published hours late (beyond any grace period).")]
+ResendOption = Annotated[
+    float,
+    typer.Option(help="Share of events published twice (a re-send after a timeout): ingest rejects the copies."),
+]
 
 
 def _simulation(
@@ -194,6 +198,7 @@ def _simulation(
     disorder: float,
     late: float,
     closures: tuple[datetime, datetime],
+    resend: float = 0.0,
 ) -> tuple[Any, Any]:
     from charter_ops.simulator import NETWORKS, Degradation, TrafficConfig, TrafficGenerator, build_registry  # noqa: PLC0415
     from charter_ops.simulator.networks import span_days  # noqa: PLC0415
@@ -206,7 +211,12 @@ def _simulation(
             read_france_services_csv(sites_file or DEFAULT_SITES_FILE).sites, wanted, span_days(*closures)
         )
         config = TrafficConfig(
-            seed=seed, rate=rate, degradations=scenarios, disorder_fraction=disorder, late_fraction=late
+            seed=seed,
+            rate=rate,
+            degradations=scenarios,
+            disorder_fraction=disorder,
+            late_fraction=late,
+            resend_fraction=resend,
         )
         return registry, TrafficGenerator(registry, config)
     except ValueError as exc:
@@ -262,6 +272,7 @@ def simulate_live(
     ] = None,
     disorder: DisorderOption = 0.02,
     late: LateOption = 0.002,
+    resend: ResendOption = 0.0,
     sites_file: SitesFileOption = None,
     bootstrap_servers: Annotated[
         str, typer.Option(envvar="CHARTER_KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
@@ -283,7 +294,15 @@ def simulate_live(
     past = _duration(backfill, "--backfill")
     assert past is not None
     registry, generator = _simulation(
-        seed, rate, degrade, networks, sites_file, disorder, late, (begin - past, begin + timedelta(days=60))
+        seed,
+        rate,
+        degrade,
+        networks,
+        sites_file,
+        disorder,
+        late,
+        (begin - past, begin + timedelta(days=60)),
+        resend,
     )
     scenarios = ", ".join(d.describe() for d in generator.config.degradations) or "none"
     stderr_report(
@@ -320,6 +339,7 @@ def simulate_history(
     networks: NetworksOption = None,
     disorder: DisorderOption = 0.02,
     late: LateOption = 0.002,
+    resend: ResendOption = 0.0,
     gzip_files: Annotated[bool, typer.Option("--gzip", help="Compress the files (.ndjson.gz).")] = False,
     sites_file: SitesFileOption = None,
     bootstrap_servers: Annotated[
@@ -353,7 +373,7 @@ def simulate_history(
     if last - first > timedelta(days=366):
         typer.echo("error: at most a year (366 days) at a time", err=True)
         raise typer.Exit(2)
-    registry, generator = _simulation(seed, rate, degrade, networks, sites_file, disorder, late, (first, last))
+    registry, generator = _simulation(seed, rate, degrade, networks, sites_file, disorder, late, (first, last), resend)
     sink: Sink = (
         KafkaSink(bootstrap_servers, TopicNames(topic_prefix), partitions)
         if kafka
@@ -787,6 +807,41 @@ def schemas(
 
     for path in export(directory or SCHEMA_DIR):
         typer.echo(str(path))
+
+
+@app.command()
+def dashboards(
+    rules: Annotated[
+        Path | None,
+        typer.Option(help="Charter rules file the thresholds come from (default deploy/config/charter-rules.yaml)."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write (default deploy/grafana/dashboards).")] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if a board file differs from the code.")
+    ] = False,
+) -> None:
+    """Regenerate the Grafana boards from code: national overview, network board, operations board."""
+    from charter_alerts.domain.rules import RulesError  # noqa: PLC0415
+    from charter_ops import dashboards as boards  # noqa: PLC0415
+    from charter_ops.observability import CHARTER_RULES  # noqa: PLC0415
+
+    directory = out or boards.DASHBOARDS_DIR
+    try:
+        ruleset = boards.rules_from(rules or CHARTER_RULES)
+        if check:
+            stale = boards.check(ruleset, directory)
+            for path in stale:
+                typer.echo(f"out of date: {path}", err=True)
+            if stale:
+                typer.echo("run `charter dashboards` to regenerate them", err=True)
+                raise typer.Exit(1)
+            typer.echo(f"the boards in {directory} are up to date")
+            return
+        for path in boards.write(ruleset, directory):
+            typer.echo(str(path))
+    except (OSError, RulesError, boards.BoardsError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 def main() -> None:

@@ -114,6 +114,7 @@ class StackConfig:
     rate: float = 50.0
     seed: int = 1
     degrade: tuple[str, ...] = ("caf",)
+    resend: float = 0.001  # networks re-send a few events: the operations board shows ingest's duplicate rejects
     refresh: float = 5.0
     simulate: bool = True
 
@@ -213,6 +214,7 @@ class Stack:
         ]
         if cfg.simulate:
             command = [_charter(), "simulate", "live", "--rate", str(cfg.rate), "--seed", str(cfg.seed)]
+            command += ["--resend", str(cfg.resend)]
             for scenario in cfg.degrade:
                 command += ["--degrade", scenario]
             children.append(Child("simulator", command, self.logs / "simulator.log"))

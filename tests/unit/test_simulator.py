@@ -252,6 +252,24 @@ def test_a_small_share_of_events_comes_out_of_order_or_hours_late(registry: list
     assert max(at - p["occurred_at"].timestamp() for at, p in without if p["type"] == "case_completed") < 400
 
 
+def test_a_network_re_sends_a_share_of_its_events_a_little_later_the_rest_unchanged(registry: list[SimSite]) -> None:
+    start = MONDAY + timedelta(hours=9)
+    plain = run(registry, start, start + timedelta(minutes=30), rate=10)
+    resent = run(registry, start, start + timedelta(minutes=30), rate=10, resend_fraction=0.05)
+    copies = collections.Counter((payload["network"], payload["event_id"]) for _, payload in resent)
+    twice = {event_id for event_id, n in copies.items() if n == 2}
+    assert set(copies.values()) == {1, 2}
+    assert 0.03 < len(twice) / len(copies) < 0.07
+    assert {(p["network"], p["event_id"]) for _, p in plain} == set(copies), "the same events, some twice"
+    first: dict[tuple[str, str], float] = {}
+    for at, payload in resent:
+        key = (payload["network"], payload["event_id"])
+        if key in first:
+            assert at - first[key] == pytest.approx(30), "the copy 30 s after the first"
+        first.setdefault(key, at)
+    assert [at for at, _ in resent] == sorted(at for at, _ in resent), "still in publication order"
+
+
 def test_a_scenario_is_written_network_at_start_plus_duration() -> None:
     assert Degradation.parse("caf") == Degradation("caf", timedelta(0), None)
     assert Degradation.parse("cpam@10m+2h") == Degradation("cpam", timedelta(minutes=10), timedelta(hours=2))

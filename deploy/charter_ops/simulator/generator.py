@@ -15,7 +15,10 @@ What it produces, per network:
   month for CAF), voice-server-only calls (self-service, or the line is closed), waits,
   answers and abandons, short ones included;
 - **case completions** per procedure with log-normal processing times, a few late;
-- a small share of events published **out of order** (minutes) or **late** (hours).
+- a small share of events published **out of order** (minutes) or **late** (hours);
+- optionally (``resend_fraction``) events **published twice**, the copy a little later, as
+  a network's system re-sends a batch after a timeout: ingest rejects the copies as
+  ``duplicate``.
 
 A degraded network (``Degradation``) answers far fewer calls, most of its sites close
 their counters, and its cases are completed late.
@@ -24,6 +27,7 @@ their counters, and its cases are completed late.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import heapq
 import math
 import random
@@ -113,12 +117,25 @@ class TrafficConfig:
     degradations: tuple[Degradation, ...] = ()
     disorder_fraction: float = 0.02
     late_fraction: float = 0.002
+    resend_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.rate <= 0:
             raise ValueError("rate must be positive")
         if not 0 <= self.disorder_fraction + self.late_fraction <= 1:
             raise ValueError("disorder and late fractions must be between 0 and 1")
+        if not 0 <= self.resend_fraction <= 1:
+            raise ValueError("the resend fraction must be between 0 and 1")
+
+
+#: A re-sent event is published again this long after its first copy (a network's retry after a timeout).
+RESEND_DELAY_SECONDS = 30.0
+
+
+def _resent(seed: int, payload: Payload, fraction: float) -> bool:
+    """Whether this event is published twice: a draw of its own, so other events are unchanged."""
+    digest = hashlib.blake2b(f"{seed}|{payload['network']}|{payload['event_id']}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest) < fraction * 2**64
 
 
 @lru_cache(maxsize=256)
@@ -325,12 +342,19 @@ class TrafficGenerator:
         sequence = 0
         rng = random.Random()  # noqa: S311 - simulation, not security
 
+        resend = self.config.resend_fraction
+        seed = self.config.seed
+
         def push(emitted: Iterable[Emitted]) -> None:
             nonlocal sequence
             for emit_at, payload in emitted:
                 sequence += 1
                 key = payload["occurred_at"].timestamp() if by_occurrence else emit_at
                 heapq.heappush(pending, (key, sequence, emit_at, payload))
+                if resend and _resent(seed, payload, resend):
+                    sequence += 1
+                    again = emit_at + RESEND_DELAY_SECONDS
+                    heapq.heappush(pending, (key if by_occurrence else again, sequence, again, payload))
 
         minute = first - first % 60
         planned_day: int | None = None
