@@ -149,7 +149,11 @@ def test_window_volume_is_the_number_of_sites_scheduled_which_alert_rules_read()
 
 def test_live_counts_sites_open_now_among_those_scheduled_and_reports_the_stale_ones() -> None:
     config = IndicatorConfig(stale_after=2 * HOUR)
-    sites = [site(f"caf-{i}") for i in range(4)] + [site("caf-sat", hours=weekly(days=["saturday"]))]
+    saturdays = weekly(days=["saturday"])
+    sites = [site(f"caf-{i}") for i in range(4)] + [
+        site("caf-sat", hours=saturdays),
+        site("caf-quiet", hours=saturdays),
+    ]
     state = partition(*sites, config=config)
     figures = run(
         state,
@@ -165,7 +169,8 @@ def test_live_counts_sites_open_now_among_those_scheduled_and_reports_the_stale_
     live = figures.get("opening_rate", "live", network="caf")
     # as of 12:00: scheduled now caf-0..3; open: caf-1 only (caf-0 stale since 11:00)
     assert (live.numerator, live.denominator) == (1, 4)
-    assert live.details == {"sites": 5, "sites_stale": 2, "sites_open_unscheduled": 1}
+    # stale: caf-0, caf-3 (scheduled now: what the alert rules judge) and caf-quiet (not scheduled today)
+    assert live.details == {"sites": 6, "sites_stale": 3, "sites_scheduled_stale": 2, "sites_open_unscheduled": 1}
     stale = figures.get("opening_rate", "live", network="caf", department="75", site_id="caf-0")
     assert stale.details["stale"] == 1
     assert stale.details["last_status_at"] == ts("2024-03-04T09:00:00+01:00")
