@@ -8,6 +8,7 @@ import pytest
 
 from charter_contracts import Closure
 from charter_indicators.domain.aggregate import Aggregator
+from charter_indicators.domain.calendar import idle_time
 from charter_indicators.domain.events import DomainEvent
 from charter_indicators.domain.partition import IndicatorConfig
 from tests.support.indicators import call, collect, counter, partition, run, ts
@@ -177,3 +178,15 @@ def test_live_counts_sites_open_now_among_those_scheduled_and_reports_the_stale_
     # opening time: caf-0 counts open 9:00-11:00 only, then stale
     morning = figures.get("opening_rate", "today", network="caf", department="75", site_id="caf-0")
     assert morning.numerator == pytest.approx(2 * HOUR)
+
+
+def test_the_idle_clock_lets_time_pass_from_where_a_silent_stream_stands() -> None:
+    now = ts("2024-03-04T14:00:00+01:00")
+    # live: the last call was heard when it happened; 20 minutes of silence later it is 14:00
+    assert idle_time(now - 1200, heard_at=now - 1200, now=now) == now
+    # history published hours behind (a replay at 4x): silence moves it on by the silence only,
+    # so the next events of that history are not late
+    assert idle_time(now - 5 * HOUR, heard_at=now - 30, now=now) == now - 5 * HOUR + 30
+    # never ahead of the wall clock, and a stream that never had an event is at the wall clock
+    assert idle_time(now + 600, heard_at=now - 60, now=now) == now
+    assert idle_time(None, heard_at=now - 60, now=now) == now
