@@ -187,6 +187,6 @@ def test_the_idle_clock_lets_time_pass_from_where_a_silent_stream_stands() -> No
     # history published hours behind (a replay at 4x): silence moves it on by the silence only,
     # so the next events of that history are not late
     assert idle_time(now - 5 * HOUR, heard_at=now - 30, now=now) == now - 5 * HOUR + 30
-    # never ahead of the wall clock, and a stream that never had an event is at the wall clock
+    # never ahead of the wall clock; a stream that never had an event has no time yet
     assert idle_time(now + 600, heard_at=now - 60, now=now) == now
-    assert idle_time(None, heard_at=now - 60, now=now) == now
+    assert idle_time(None, heard_at=now - 60, now=now) is None

@@ -282,8 +282,9 @@ class SiteStreams:
                     behind.append(stream)
                 else:
                     last = self.last_event.get((p, topic), now)
-                    if self.idle_seconds and now - last >= self.idle_seconds:
-                        clock[stream] = idle_time(state.stream_max.get(stream), last, now)
+                    moved = idle_time(state.stream_max.get(stream), last, now)
+                    if self.idle_seconds and now - last >= self.idle_seconds and moved is not None:
+                        clock[stream] = moved
             state.progress(behind, clock)
 
     def _registry(self, state: PartitionState, record: Any) -> None:
