@@ -97,7 +97,8 @@ class Indicators:
         )
         self.topics = topics = internal_topics(settings)
         bootstrap = settings.kafka_bootstrap_servers
-        self.sink = BulkProducer(bootstrap, client_id="charter-indicators")
+        auth = settings.kafka_auth
+        self.sink = BulkProducer(bootstrap, client_id="charter-indicators", auth=auth)
         self.store = CheckpointStore(bootstrap, topics.state, self.sink)
         self.sites = SiteStreams(
             self.config,
@@ -113,8 +114,8 @@ class Indicators:
         )
         self.aggregation = Aggregation(topics, self.sink, self.metrics)
         self.model = LatestSnapshots()
-        self.reader = LatestReader(bootstrap, topics.latest, self.model, self.sink.partitions)
-        self.broker = make_broker(bootstrap, client_id="charter-indicators")
+        self.reader = LatestReader(bootstrap, topics.latest, self.model, self.sink.partitions, auth)
+        self.broker = make_broker(bootstrap, client_id="charter-indicators", auth=auth)
         self._document_outputs()
         group = settings.topics.group(settings.group_id)
         self.site_subscriber = batch_subscriber(
@@ -178,7 +179,7 @@ class Indicators:
 
     async def _read_sites(self, partition: int) -> tuple[list[Any], int]:
         tp = TopicPartition(self.topics.sites, partition)
-        records, ends = await read_to_end(self.settings.kafka_bootstrap_servers, [tp])
+        records, ends = await read_to_end(self.settings.kafka_bootstrap_servers, [tp], auth=self.settings.kafka_auth)
         return records, ends[tp]
 
     # -- stage 1 ----------------------------------------------------------------------
@@ -351,6 +352,7 @@ class Indicators:
             broker=self.broker,
             registry=self.registry,
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            kafka_auth=self.settings.kafka_auth,
             topics=topics,
             routers=[indicators_router(self.model)],
             on_started=[self._started],

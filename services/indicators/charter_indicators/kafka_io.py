@@ -20,6 +20,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
+from charter_runtime.kafka import NO_AUTH, KafkaAuth
+
 log = logging.getLogger(__name__)
 
 #: Checkpoint chunks stay below Kafka's default 1 MiB record limit.
@@ -29,9 +31,10 @@ CHUNK_BYTES = 900_000
 class BulkProducer:
     """Queues records per topic-partition in record batches; ``flush`` sends them and awaits the acks."""
 
-    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
+    def __init__(self, bootstrap_servers: str, client_id: str, auth: KafkaAuth = NO_AUTH) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
+        self.auth = auth
         self._started: AIOKafkaProducer | None = None
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
@@ -56,6 +59,7 @@ class BulkProducer:
             linger_ms=5,
             max_batch_size=512 * 1024,
             max_request_size=4 * 1024 * 1024,
+            **self.auth.options(),
         )
         await producer.start()
         self._started = producer
@@ -116,7 +120,10 @@ class BulkProducer:
 
 
 async def read_to_end(
-    bootstrap_servers: str, partitions: Iterable[TopicPartition], timeout: float = 120.0
+    bootstrap_servers: str,
+    partitions: Iterable[TopicPartition],
+    timeout: float = 120.0,
+    auth: KafkaAuth = NO_AUTH,
 ) -> tuple[list[Any], dict[TopicPartition, int]]:
     """Every record of some partitions, from the beginning to their end offset at call time."""
     wanted = list(partitions)
@@ -126,6 +133,7 @@ async def read_to_end(
         group_id=None,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
+        **auth.options(),
     )
     await consumer.start()
     records: list[Any] = []
@@ -182,7 +190,9 @@ class CheckpointStore:
         return f"{partition}|{generation}|{writer}|{index}".encode()
 
     async def load(self, partition: int) -> Checkpoint | None:
-        records, _ = await read_to_end(self.bootstrap_servers, [TopicPartition(self.topic, partition)])
+        records, _ = await read_to_end(
+            self.bootstrap_servers, [TopicPartition(self.topic, partition)], auth=self.producer.auth
+        )
         head: dict[str, Any] | None = None
         chunks: dict[bytes, bytes | None] = {}
         prefix = f"{partition}|".encode()

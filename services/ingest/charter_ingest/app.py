@@ -93,7 +93,9 @@ class Ingest:
         self.metrics = IngestMetrics(self.registry)
         self.lag = ConsumerLag("ingest", self.registry, settings.lag_interval_seconds)
         self.limits = settings.limits
-        self.broker = make_broker(settings.kafka_bootstrap_servers, client_id="charter-ingest")
+        self.broker = make_broker(
+            settings.kafka_bootstrap_servers, client_id="charter-ingest", auth=settings.kafka_auth
+        )
         self.names = names = settings.topics
         self.canonical = {
             kind: self.broker.publisher(
@@ -273,6 +275,7 @@ class Ingest:
             client_id="charter-ingest-restore",
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024,
+            **self.settings.kafka_auth.options(),
         )
         await consumer.start()
         try:
@@ -309,7 +312,9 @@ class Ingest:
     async def _changelog_partition_count(self, topic: str) -> int:
         count = self._changelog_partitions.get(topic)
         if count is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.settings.kafka_bootstrap_servers, **self.settings.kafka_auth.options()
+            )
             await admin.start()
             try:
                 described = await admin.describe_topics([topic])
@@ -350,6 +355,7 @@ class Ingest:
                 broker=self.broker,
                 registry=self.registry,
                 bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                kafka_auth=self.settings.kafka_auth,
                 topics=topics_needed,
                 on_started=[self.lag.start],
                 on_stopping=[self.lag.stop],

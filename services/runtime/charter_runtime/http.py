@@ -25,7 +25,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from charter_runtime.kafka import TopicSpec, ensure_topics, retry_forever
+from charter_runtime.kafka import NO_AUTH, KafkaAuth, TopicSpec, ensure_topics, retry_forever
 
 log = logging.getLogger(__name__)
 # `_created` series double the series count for no use on our boards.
@@ -48,6 +48,7 @@ class ServiceParts:
     on_started: Sequence[Hook] = ()
     on_stopping: Sequence[Hook] = ()
     version: str = "1.0.0"
+    kafka_auth: KafkaAuth = NO_AUTH
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -64,7 +65,7 @@ def build_app(parts: ServiceParts) -> FastAPI:
     """The ASGI app of one service: HTTP endpoints plus the broker's lifecycle."""
 
     async def start() -> None:
-        await ensure_topics(parts.bootstrap_servers, parts.topics)
+        await ensure_topics(parts.bootstrap_servers, parts.topics, auth=parts.kafka_auth)
         await parts.broker.start()
         for hook in parts.on_started:
             await hook()
