@@ -164,6 +164,9 @@ def make_broker(bootstrap_servers: str, client_id: str, auth: KafkaAuth = NO_AUT
         logger=logging.getLogger(f"charter.{client_id}"),
         log_level=logging.DEBUG,
         security=auth.security(),
+        # topics are ensured by build_app; under ACLs the operator creates them, so the
+        # framework's own attempt would only log authorisation failures
+        allow_auto_create_topics=not auth.sasl,
         **kwargs,
     )
 
