@@ -148,6 +148,7 @@ class Indicators:
         self._producer_lock = asyncio.Lock()
         self._clock_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._unrestored: set[int] = set()
 
     def _document_outputs(self) -> None:
         names = self.settings.topics
@@ -228,17 +229,28 @@ class Indicators:
         if self._closing:
             return
         partitions = {tp.partition for tp in revoked if tp.topic == self.topics.calls}
+        self._unrestored -= partitions
         await self._commit(await self.sites.revoke(partitions))
 
     async def _recover(self) -> None:
+        """Reload the owned partitions from their checkpoints and rewind the consumer to them.
+
+        A partition dropped here stays owed (``_unrestored``) until a reload succeeds: with the
+        broker down the reload fails, and the clock retries it until the broker is back.
+        """
         consumer = self.site_subscriber.consumer
         if consumer is None:
             return
-        owned = set(self.sites.partitions)
+        assigned = {tp.partition for tp in consumer.assignment() if tp.topic == self.topics.calls}
+        owned = (set(self.sites.partitions) | self._unrestored) & assigned
         async with self.sites.lock:
             for p in owned:
                 self.sites.partitions.pop(p, None)
+        self._unrestored = owned
         await self._seek(await self.sites.assign(owned), consumer.assignment())
+        if owned:
+            log.info("partitions %s restored from their checkpoints", sorted(owned))
+        self._unrestored = set()
 
     async def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
         consumer = self.site_subscriber.consumer
@@ -283,6 +295,8 @@ class Indicators:
             await asyncio.sleep(pause)
             try:
                 await self._start_producer()
+                if self._unrestored:  # a reload failed (the broker was away): try again
+                    await self._recover()
                 started = time.monotonic()
                 await self.sites.tick()
                 await self.aggregation.tick()
