@@ -167,7 +167,7 @@ class Indicators:
 
     async def _start_producer(self) -> None:
         async with self._producer_lock:
-            if not self._producer_started:
+            if not self.sink.running:  # not yet, or dropped after a failed flush
                 await self.sink.start()
                 self._producer_started = True
 

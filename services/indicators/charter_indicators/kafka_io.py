@@ -51,6 +51,8 @@ class BulkProducer:
 
     async def start(self) -> None:
         """Connect (the client must be created inside the running event loop)."""
+        if self._started is not None:
+            return
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
             client_id=self.client_id,
@@ -110,13 +112,41 @@ class BulkProducer:
         self._sent.append(await self._producer.send_batch(batch, slot[0], partition=slot[1]))
 
     async def flush(self) -> None:
-        """Send everything queued and wait until Kafka acknowledged all of it."""
-        batches, self._batches = self._batches, {}
-        for slot, batch in batches.items():
-            await self._ship(slot, batch)
-        sent, self._sent = self._sent, []
-        if sent:
-            await asyncio.gather(*sent)
+        """Send everything queued and wait until Kafka acknowledged all of it.
+
+        On failure the producer is dropped (``running`` turns False) and must be started again:
+        after batches failed, as during a broker outage, an idempotent producer's sequence
+        numbers no longer match the broker's (OutOfOrderSequenceNumber on every later send);
+        a new producer gets a new producer id. The caller republishes from its checkpoints.
+        """
+        try:
+            batches, self._batches = self._batches, {}
+            for slot, batch in batches.items():
+                await self._ship(slot, batch)
+            sent, self._sent = self._sent, []
+            if sent:
+                results = await asyncio.gather(*sent, return_exceptions=True)
+                failed = [r for r in results if isinstance(r, BaseException)]
+                if failed:
+                    raise failed[0]
+        except Exception:
+            await self.stop_quietly()
+            raise
+
+    @property
+    def running(self) -> bool:
+        """False before ``start`` and after a failed flush."""
+        return self._started is not None
+
+    async def stop_quietly(self) -> None:
+        """Drop the producer whatever state it is in (its pending sends are abandoned)."""
+        producer, self._started = self._started, None
+        self._batches, self._sent = {}, []
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), 10)
+            except Exception as exc:  # the broker may be away: the client is dropped anyway
+                log.info("stopping a failed producer: %s", exc)
 
 
 async def read_to_end(
