@@ -18,9 +18,17 @@ import pytest
 
 from charter_contracts import AlertEvent
 from charter_contracts.topics import EventKind, TopicNames
-from charter_ops.kafka.local import LocalKafka, free_port
+from charter_ops.kafka.local import LocalKafka
 from tests.support.ingest import token_file
-from tests.support.kafka import ServiceProcess, consume, create_topics, read_all, running, unique_names
+from tests.support.kafka import (
+    ServiceProcess,
+    consume,
+    create_topics,
+    local_broker,
+    read_all,
+    running,
+    unique_names,
+)
 from tests.support.pipeline import services
 from tests.support.recovery import INDICATORS_ENV, PARTITIONS, SITES, final_as_of, finished, publish_raw, traffic
 from tests.support.sites import publish_sites
@@ -33,12 +41,8 @@ OUTAGE_SECONDS = 30.0
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     """A broker of this module's own: it is stopped mid-test, the session's is shared."""
-    kafka = LocalKafka(home=tmp_path_factory.mktemp("faults"), port=free_port(), controller_port=free_port())
-    kafka.up(tie_to_parent=True)
-    try:
+    with local_broker(tmp_path_factory.mktemp("faults")) as kafka:
         yield kafka
-    finally:
-        kafka.down()
 
 
 def pipeline(bootstrap: str, names: TopicNames, logs: Path, tokens: Path) -> tuple[ServiceProcess, ...]:

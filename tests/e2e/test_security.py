@@ -14,10 +14,10 @@ from aiokafka.errors import KafkaError
 from charter_contracts import AlertEvent
 from charter_contracts.topics import EventKind, TopicNames
 from charter_ops.kafka.acls import Principals, grant, network_acls, service_acls
-from charter_ops.kafka.local import SUPER_USER, LocalKafka, free_port
+from charter_ops.kafka.local import SUPER_USER, LocalKafka
 from charter_runtime.kafka import KafkaAuth
 from tests.support import events
-from tests.support.kafka import consume, create_topics, produce, read_all, running
+from tests.support.kafka import consume, create_topics, local_broker, produce, read_all, running
 from tests.support.pipeline import BREACH_SITES, T0, breach_calls, services
 from tests.support.sites import publish_sites, site, weekly
 
@@ -56,14 +56,8 @@ class Secured:
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     users = tuple((user, secrets.token_urlsafe(16)) for user in USERS)
-    broker = LocalKafka(
-        home=tmp_path_factory.mktemp("secured"), port=free_port(), controller_port=free_port(), scram_users=users
-    )
-    broker.up(tie_to_parent=True)
-    try:
+    with local_broker(tmp_path_factory.mktemp("secured"), scram_users=users) as broker:
         yield Secured(broker)
-    finally:
-        broker.down()
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,21 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from charter_contracts.topics import TopicNames
+from charter_ops.kafka.local import LocalKafka, free_port
 from charter_runtime.kafka import NO_AUTH, KafkaAuth, TopicSpec, contract_topics, ensure_topics, raw_topics
 
 CHARTER = str(Path(sys.executable).parent / "charter")
+
+
+@contextlib.contextmanager
+def local_broker(home: Path, **options: Any) -> Iterator[LocalKafka]:
+    """A real broker of its own on free ports, tied to the test process, stopped however the test ends."""
+    broker = LocalKafka(home=home, port=free_port(), controller_port=free_port(), **options)
+    broker.up(tie_to_parent=True)
+    try:
+        yield broker
+    finally:
+        broker.down()
 
 
 def unique_names() -> TopicNames:
