@@ -13,19 +13,15 @@ from pathlib import Path
 import pytest
 
 from charter_contracts.topics import TopicNames
-from charter_ops.kafka.local import LocalKafka, free_port
-from tests.support.kafka import unique_names
+from charter_ops.kafka.local import LocalKafka
+from tests.support.kafka import local_broker, unique_names
 
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     """The session's broker (started once, on first use)."""
-    broker = LocalKafka(home=tmp_path_factory.mktemp("kafka"), port=free_port(), controller_port=free_port())
-    broker.up(tie_to_parent=True)
-    try:
+    with local_broker(tmp_path_factory.mktemp("kafka")) as broker:
         yield broker
-    finally:
-        broker.down()
 
 
 @pytest.fixture(scope="session")

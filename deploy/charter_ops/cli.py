@@ -561,6 +561,47 @@ def stack(
 
 
 @app.command()
+def soak(
+    duration: Annotated[str, typer.Option(help="How long to run, e.g. 10m, 1h.")] = "1h",
+    factor: Annotated[float, typer.Option(help="Traffic as a multiple of the national weekday peak (~70/s).")] = 10.0,
+    interval: Annotated[float, typer.Option(help="Seconds between two samples of memory and lag.")] = 10.0,
+    seed: SeedOption = 1,
+    home: HomeOption = None,
+    port: PortOption = None,
+    controller_port: ControllerOption = None,
+    run_dir: Annotated[Path, typer.Option(help="Where logs and soak-report.json go.")] = Path(".run/soak"),
+) -> None:
+    """Soak test: simulated national traffic at FACTOR times its peak through Kafka and the three
+    services for DURATION, reporting peak RSS, max consumer lag, errors, and whether memory stayed flat.
+
+    Exit code 1 if a service died, logged an error, or its memory kept growing. Kafka comes from
+    CHARTER_KAFKA_PORT / CHARTER_KAFKA_CONTROLLER_PORT / CHARTER_KAFKA_HOME (started if not running);
+    the services listen on CHARTER_<SERVICE>_HTTP_PORT; topics get a prefix of their own.
+    """
+    from charter_ops.soak import SERVICES, SoakConfig, run_soak  # noqa: PLC0415
+
+    length = _duration(duration, "--duration")
+    if length is None or length.total_seconds() <= 0 or factor <= 0 or interval <= 0:
+        typer.echo("error: --duration, --factor and --interval must be positive", err=True)
+        raise typer.Exit(2)
+    defaults = {"ingest": 8001, "indicators": 8002, "alerts": 8003}
+    ports = {name: int(os.environ.get(f"CHARTER_{name.upper()}_HTTP_PORT", defaults[name])) for name in SERVICES}
+    config = SoakConfig(
+        run_dir=run_dir.resolve(),
+        kafka=_local_kafka(home, port, controller_port),
+        ports=ports,
+        duration=length,
+        factor=factor,
+        interval=interval,
+        seed=seed,
+    )
+    report = run_soak(config, say=typer.echo)
+    typer.echo(report.summary())
+    typer.echo(f"report: {config.run_dir / 'soak-report.json'}")
+    raise typer.Exit(0 if report.ok() else 1)
+
+
+@app.command()
 def oncall(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in a container).")] = "127.0.0.1",
     port: Annotated[

@@ -5,6 +5,7 @@ One source of truth: a test fails when the README and the settings disagree.
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from charter_alerts.settings import AlertsSettings
@@ -27,6 +28,8 @@ def env_rows() -> list[tuple[str, str, str, str]]:
             alias = field.validation_alias
             variable = alias if isinstance(alias, str) else f"{prefix}{name}".upper()
             default = field.default
+            if isinstance(default, SecretStr):  # a secret's default is never a real secret: show it
+                default = default.get_secret_value()
             if isinstance(default, tuple):
                 default = ",".join(str(item) for item in default)
             shown = f"`{default}`" if default != "" else "(empty)"

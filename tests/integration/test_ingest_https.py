@@ -16,21 +16,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from charter_contracts.topics import EventKind, TopicNames
-from charter_ingest import tokens
 from charter_ops.kafka.local import LocalKafka, free_port
 from tests.support import events
-from tests.support.ingest import ingest_settings, running_ingest
+from tests.support.ingest import ingest_settings, running_ingest, token_file
 from tests.support.kafka import consume, metric_value, read_all
 
 pytestmark = pytest.mark.kafka
 AT = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
-
-
-def token_file(tmp_path: Path, network: str = "caf") -> tuple[Path, str]:
-    path = tmp_path / "tokens.json"
-    token, record = tokens.new_token(network, datetime.now(UTC))
-    tokens.save(path, tokens.TokenFile(tokens=[record]))
-    return path, token
 
 
 def at_least(count: int) -> Callable[[list[Any]], bool]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from charter_contracts.topics import TopicNames
+from charter_ingest import tokens
 from charter_ingest.app import Ingest
 from charter_ingest.settings import IngestSettings
 
@@ -24,6 +27,14 @@ def ingest_settings(bootstrap: str, names: TopicNames, **overrides: Any) -> Inge
     }
     values.update(overrides)
     return IngestSettings(**values)
+
+
+def token_file(tmp_path: Path, network: str = "caf") -> tuple[Path, str]:
+    """A tokens file holding one fresh token of ``network``; the token in clear."""
+    path = tmp_path / "tokens.json"
+    token, record = tokens.new_token(network, datetime.now(UTC))
+    tokens.save(path, tokens.TokenFile(tokens=[record]))
+    return path, token
 
 
 @contextlib.asynccontextmanager

@@ -19,9 +19,21 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from charter_contracts.topics import TopicNames
-from charter_runtime.kafka import TopicSpec, contract_topics, ensure_topics, raw_topics
+from charter_ops.kafka.local import LocalKafka, free_port
+from charter_runtime.kafka import NO_AUTH, KafkaAuth, TopicSpec, contract_topics, ensure_topics, raw_topics
 
 CHARTER = str(Path(sys.executable).parent / "charter")
+
+
+@contextlib.contextmanager
+def local_broker(home: Path, **options: Any) -> Iterator[LocalKafka]:
+    """A real broker of its own on free ports, tied to the test process, stopped however the test ends."""
+    broker = LocalKafka(home=home, port=free_port(), controller_port=free_port(), **options)
+    broker.up(tie_to_parent=True)
+    try:
+        yield broker
+    finally:
+        broker.down()
 
 
 def unique_names() -> TopicNames:
@@ -35,15 +47,18 @@ async def create_topics(
     partitions: int = 3,
     networks: Iterable[str] = ("caf", "cpam"),
     extra: Iterable[TopicSpec] = (),
+    auth: KafkaAuth = NO_AUTH,
 ) -> None:
     """The contract topics and the raw topics of ``networks``, as the services would create them."""
     specs = [*contract_topics(names, partitions), *raw_topics(names, networks, partitions), *extra]
-    await ensure_topics(bootstrap, specs)
+    await ensure_topics(bootstrap, specs, auth=auth)
 
 
-async def produce(bootstrap: str, topic: str, values: Iterable[tuple[bytes | None, bytes]]) -> None:
+async def produce(
+    bootstrap: str, topic: str, values: Iterable[tuple[bytes | None, bytes]], auth: KafkaAuth = NO_AUTH
+) -> None:
     """Send (key, value) pairs and wait until Kafka acknowledged all of them."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", **auth.options())
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=key) for key, value in values]
@@ -58,11 +73,10 @@ async def consume(
     *,
     until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
     timeout: float = 60.0,
+    auth: KafkaAuth = NO_AUTH,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read a topic from the beginning until ``until(records)`` holds; fail on timeout."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
-    )
+    consumer = _reader(bootstrap, topic, auth)
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     deadline = time.monotonic() + timeout
@@ -78,11 +92,22 @@ async def consume(
     return records
 
 
-async def read_all(bootstrap: str, topic: str, settle: float = 1.5) -> list[ConsumerRecord[bytes, bytes]]:
-    """Everything on a topic once nothing new arrived for ``settle`` seconds."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+def _reader(bootstrap: str, topic: str, auth: KafkaAuth) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        **auth.options(),
     )
+
+
+async def read_all(
+    bootstrap: str, topic: str, settle: float = 1.5, auth: KafkaAuth = NO_AUTH
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Everything on a topic once nothing new arrived for ``settle`` seconds."""
+    consumer = _reader(bootstrap, topic, auth)
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:

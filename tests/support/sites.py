@@ -9,6 +9,7 @@ from typing import Any
 from charter_contracts import Closure, Schedule, Site, TimeRange, WeeklyHours
 from charter_contracts.sites import department_timezone
 from charter_contracts.topics import TopicNames
+from charter_runtime.kafka import NO_AUTH, KafkaAuth
 from tests.support.kafka import produce
 
 WORKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday")
@@ -46,6 +47,6 @@ def site(
     return Site(**fields)
 
 
-async def publish_sites(bootstrap: str, names: TopicNames, sites: Iterable[Site]) -> None:
+async def publish_sites(bootstrap: str, names: TopicNames, sites: Iterable[Site], auth: KafkaAuth = NO_AUTH) -> None:
     """Publish registry entries to ``charter.sites``, keyed by site_id."""
-    await produce(bootstrap, names.sites, [(s.site_id.encode(), s.model_dump_json().encode()) for s in sites])
+    await produce(bootstrap, names.sites, [(s.site_id.encode(), s.model_dump_json().encode()) for s in sites], auth)

@@ -128,6 +128,21 @@ class LocalKafka:
     controller_port: int = 29093
     heap: str = "512m"
     jars_dir: Path | None = None
+    #: SCRAM-SHA-512 principals (name, password) created when the storage is formatted. With
+    #: any, the broker is secured: clients authenticate (SASL_PLAINTEXT), ACLs decide
+    #: (StandardAuthorizer, nothing allowed without one) and ``admin`` is the super user.
+    scram_users: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def secured(self) -> bool:
+        return bool(self.scram_users)
+
+    @property
+    def admin_password(self) -> str:
+        password = dict(self.scram_users).get(SUPER_USER)
+        if password is None:
+            raise KafkaLocalError(f"a secured broker needs a {SUPER_USER!r} principal among its SCRAM users")
+        return password
 
     @property
     def bootstrap_servers(self) -> str:
@@ -170,6 +185,8 @@ class LocalKafka:
         self.home.mkdir(parents=True, exist_ok=True)
         properties = self.home / "server.properties"
         template = (_HERE / "server.properties").read_text()
+        if self.secured:
+            template = _secured(template, self.admin_password)
         properties.write_text(
             template.replace("@PORT@", str(self.port))
             .replace("@CONTROLLER_PORT@", str(self.controller_port))
@@ -199,6 +216,11 @@ class LocalKafka:
                     "-c",
                     str(properties),
                     "--ignore-formatted",
+                    *(
+                        option
+                        for name, password in self.scram_users
+                        for option in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")
+                    ),
                 ],
                 capture_output=True,
                 text=True,
@@ -301,6 +323,42 @@ class LocalKafka:
             os.kill(pid, signal.SIGKILL)
             while process_alive(pid):
                 time.sleep(0.05)
+
+
+SUPER_USER = "admin"
+
+
+def _secured(template: str, admin_password: str) -> str:
+    """The broker's properties with SASL/SCRAM on the client listener and ACLs enforced.
+
+    The controller listener stays PLAINTEXT on loopback: in this single-process KRaft node
+    only the broker itself talks to it (as ANONYMOUS, hence a super user there).
+    """
+    replaced = (
+        template.replace("PLAINTEXT://127.0.0.1:@PORT@", "SASL_PLAINTEXT://127.0.0.1:@PORT@")
+        .replace("inter.broker.listener.name=PLAINTEXT", "inter.broker.listener.name=SASL_PLAINTEXT")
+        .replace(
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        )
+    )
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{SUPER_USER}" password="{admin_password}";'
+    )
+    return replaced + "\n".join(
+        [
+            "",
+            "# secured: SCRAM-SHA-512 principals, ACLs enforced (charter_ops.kafka.local)",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            f"listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={jaas}",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            f"super.users=User:{SUPER_USER};User:ANONYMOUS",
+            "allow.everyone.if.no.acl.found=false",
+            "",
+        ]
+    )
 
 
 def _java() -> str:

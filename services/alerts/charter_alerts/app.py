@@ -70,7 +70,9 @@ class Alerts:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 
-        self.broker = make_broker(settings.kafka_bootstrap_servers, client_id="charter-alerts")
+        self.broker = make_broker(
+            settings.kafka_bootstrap_servers, client_id="charter-alerts", auth=settings.kafka_auth
+        )
         names = settings.topics
         self.alerts = self.broker.publisher(
             names.alerts,
@@ -274,7 +276,11 @@ class Alerts:
         self.book.records.clear()
         restored = await asyncio.wait_for(
             restore(
-                self.settings.kafka_bootstrap_servers, self.settings.state_topic, self.settings.topics.alerts, self.book
+                self.settings.kafka_bootstrap_servers,
+                self.settings.state_topic,
+                self.settings.topics.alerts,
+                self.book,
+                self.settings.kafka_auth,
             ),
             timeout=30,
         )
@@ -324,6 +330,7 @@ class Alerts:
             broker=self.broker,
             registry=self.registry,
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            kafka_auth=self.settings.kafka_auth,
             topics=topics,
             routers=[alerts_router(self)],
             on_started=[self.on_started],

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from charter_alerts.domain.book import AlertBook, AlertRecord
 from charter_contracts import AlertEvent
+from charter_runtime.kafka import NO_AUTH, KafkaAuth
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,9 @@ class Restored:
     skipped: int = 0
 
 
-async def partitions_of(bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
+async def partitions_of(bootstrap: str, topics: Iterable[str], auth: KafkaAuth = NO_AUTH) -> list[TopicPartition]:
     """The partitions of existing ``topics`` (from the cluster's metadata)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **auth.options())
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))
@@ -72,11 +73,17 @@ async def partitions_of(bootstrap: str, topics: Iterable[str]) -> list[TopicPart
     return sorted(partitions)
 
 
-async def read_topics(bootstrap: str, topics: Iterable[str]) -> list[tuple[str, bytes | None, bytes | None]]:
+async def read_topics(
+    bootstrap: str, topics: Iterable[str], auth: KafkaAuth = NO_AUTH
+) -> list[tuple[str, bytes | None, bytes | None]]:
     """Every record of ``topics`` up to their current end, partition by partition in order."""
-    partitions = await partitions_of(bootstrap, topics)
+    partitions = await partitions_of(bootstrap, topics, auth)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+        **auth.options(),
     )
     await consumer.start()
     try:
@@ -99,10 +106,12 @@ async def read_topics(bootstrap: str, topics: Iterable[str]) -> list[tuple[str, 
         await consumer.stop()
 
 
-async def restore(bootstrap: str, state_topic: str, alerts_topic: str, book: AlertBook) -> Restored:
+async def restore(
+    bootstrap: str, state_topic: str, alerts_topic: str, book: AlertBook, auth: KafkaAuth = NO_AUTH
+) -> Restored:
     """Rebuild the book and the deliveries done from the state topic, then ``charter.alerts``."""
     restored = Restored()
-    state = await read_topics(bootstrap, [state_topic])
+    state = await read_topics(bootstrap, [state_topic], auth)
     latest: dict[bytes, bytes | None] = {}
     for _, key, value in state:
         if key is not None:
@@ -121,7 +130,7 @@ async def restore(bootstrap: str, state_topic: str, alerts_topic: str, book: Ale
         except ValidationError as exc:
             restored.skipped += 1
             log.warning("alerts state: unreadable record %s skipped: %s", text, exc.errors()[0]["msg"])
-    for _, _, value in await read_topics(bootstrap, [alerts_topic]):
+    for _, _, value in await read_topics(bootstrap, [alerts_topic], auth):
         try:
             book.restore_event(AlertEvent.model_validate_json(value or b""))
             restored.events += 1

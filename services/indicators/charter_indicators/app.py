@@ -97,7 +97,8 @@ class Indicators:
         )
         self.topics = topics = internal_topics(settings)
         bootstrap = settings.kafka_bootstrap_servers
-        self.sink = BulkProducer(bootstrap, client_id="charter-indicators")
+        auth = settings.kafka_auth
+        self.sink = BulkProducer(bootstrap, client_id="charter-indicators", auth=auth)
         self.store = CheckpointStore(bootstrap, topics.state, self.sink)
         self.sites = SiteStreams(
             self.config,
@@ -113,8 +114,8 @@ class Indicators:
         )
         self.aggregation = Aggregation(topics, self.sink, self.metrics)
         self.model = LatestSnapshots()
-        self.reader = LatestReader(bootstrap, topics.latest, self.model, self.sink.partitions)
-        self.broker = make_broker(bootstrap, client_id="charter-indicators")
+        self.reader = LatestReader(bootstrap, topics.latest, self.model, self.sink.partitions, auth)
+        self.broker = make_broker(bootstrap, client_id="charter-indicators", auth=auth)
         self._document_outputs()
         group = settings.topics.group(settings.group_id)
         self.site_subscriber = batch_subscriber(
@@ -147,6 +148,7 @@ class Indicators:
         self._producer_lock = asyncio.Lock()
         self._clock_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._unrestored: set[int] = set()
 
     def _document_outputs(self) -> None:
         names = self.settings.topics
@@ -165,7 +167,7 @@ class Indicators:
 
     async def _start_producer(self) -> None:
         async with self._producer_lock:
-            if not self._producer_started:
+            if not self.sink.running:  # not yet, or dropped after a failed flush
                 await self.sink.start()
                 self._producer_started = True
 
@@ -178,7 +180,7 @@ class Indicators:
 
     async def _read_sites(self, partition: int) -> tuple[list[Any], int]:
         tp = TopicPartition(self.topics.sites, partition)
-        records, ends = await read_to_end(self.settings.kafka_bootstrap_servers, [tp])
+        records, ends = await read_to_end(self.settings.kafka_bootstrap_servers, [tp], auth=self.settings.kafka_auth)
         return records, ends[tp]
 
     # -- stage 1 ----------------------------------------------------------------------
@@ -227,21 +229,35 @@ class Indicators:
         if self._closing:
             return
         partitions = {tp.partition for tp in revoked if tp.topic == self.topics.calls}
+        self._unrestored -= partitions
         await self._commit(await self.sites.revoke(partitions))
 
     async def _recover(self) -> None:
-        if self.sink.broken:  # a failed idempotent producer refuses every later send: start afresh
+        """Reload the owned partitions from their checkpoints and rewind the consumer to them.
+
+        A partition dropped here stays owed (``_unrestored``) until a reload succeeds: with the
+        broker down the reload fails, and the clock retries it until the broker is back.
+        """
+        if self.sink.broken or not self.sink.running:
+            # a failed idempotent producer refuses every later send: a new one, and what the
+            # old one had queued is published again (stage 1 replays from its checkpoints)
             log.warning("the producer failed: reconnecting; the partitions replay from their checkpoints")
-            await self.sink.restart()
+            await self.sink.stop_quietly()
+            await self._start_producer()
             await self.aggregation.republish()
         consumer = self.site_subscriber.consumer
         if consumer is None:
             return
-        owned = set(self.sites.partitions)
+        assigned = {tp.partition for tp in consumer.assignment() if tp.topic == self.topics.calls}
+        owned = (set(self.sites.partitions) | self._unrestored) & assigned
         async with self.sites.lock:
             for p in owned:
                 self.sites.partitions.pop(p, None)
+        self._unrestored = owned
         await self._seek(await self.sites.assign(owned), consumer.assignment())
+        if owned:
+            log.info("partitions %s restored from their checkpoints", sorted(owned))
+        self._unrestored = set()
 
     async def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
         consumer = self.site_subscriber.consumer
@@ -286,6 +302,8 @@ class Indicators:
             await asyncio.sleep(pause)
             try:
                 await self._start_producer()
+                if self._unrestored:  # a reload failed (the broker was away): try again
+                    await self._recover()
                 started = time.monotonic()
                 await self.sites.tick()
                 await self.aggregation.tick()
@@ -336,6 +354,7 @@ class Indicators:
             broker=self.broker,
             registry=self.registry,
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            kafka_auth=self.settings.kafka_auth,
             topics=topics,
             routers=[indicators_router(self.model)],
             on_started=[self._started],

@@ -20,6 +20,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
+from charter_runtime.kafka import NO_AUTH, KafkaAuth
+
 log = logging.getLogger(__name__)
 
 #: Checkpoint chunks stay below Kafka's default 1 MiB record limit.
@@ -29,9 +31,10 @@ CHUNK_BYTES = 900_000
 class BulkProducer:
     """Queues records per topic-partition in record batches; ``flush`` sends them and awaits the acks."""
 
-    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
+    def __init__(self, bootstrap_servers: str, client_id: str, auth: KafkaAuth = NO_AUTH) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
+        self.auth = auth
         self._started: AIOKafkaProducer | None = None
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
@@ -53,6 +56,8 @@ class BulkProducer:
 
     async def start(self) -> None:
         """Connect (the client must be created inside the running event loop)."""
+        if self._started is not None:
+            return
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
             client_id=self.client_id,
@@ -61,9 +66,11 @@ class BulkProducer:
             linger_ms=5,
             max_batch_size=512 * 1024,
             max_request_size=4 * 1024 * 1024,
+            **self.auth.options(),
         )
         await producer.start()
         self._started = producer
+        self.broken = False
 
     async def stop(self) -> None:
         if self._started is not None:
@@ -143,37 +150,51 @@ class BulkProducer:
             acked.set_result(None)
 
     async def flush(self) -> None:
-        """Send everything queued and wait until Kafka acknowledged all of it."""
-        batches, self._batches = self._batches, {}
-        for slot, batch in batches.items():
-            await self._ship(slot, batch)
-        sent, self._sent = self._sent, []
-        if sent:
-            await asyncio.gather(*sent)
+        """Send everything queued and wait until Kafka acknowledged all of it.
 
-    async def restart(self) -> None:
-        """A new connection, queued records dropped: after a failure (the caller replays from its checkpoints).
-
-        An idempotent producer that hit a fatal error refuses every later send; only a
-        new one publishes again.
+        On failure the producer is dropped (``running`` turns False) and must be started again:
+        after batches failed, as during a broker outage, an idempotent producer's sequence
+        numbers no longer match the broker's (OutOfOrderSequenceNumber on every later send);
+        a new producer gets a new producer id. The caller republishes from its checkpoints.
         """
-        self._batches.clear()
+        try:
+            batches, self._batches = self._batches, {}
+            for slot, batch in batches.items():
+                await self._ship(slot, batch)
+            sent, self._sent = self._sent, []
+            if sent:
+                results = await asyncio.gather(*sent, return_exceptions=True)
+                failed = [r for r in results if isinstance(r, BaseException)]
+                if failed:
+                    raise failed[0]
+        except Exception:
+            await self.stop_quietly()
+            raise
+
+    @property
+    def running(self) -> bool:
+        """False before ``start`` and after a failed flush."""
+        return self._started is not None
+
+    async def stop_quietly(self) -> None:
+        """Drop the producer whatever state it is in (its pending sends are abandoned)."""
+        producer, self._started = self._started, None
         for pending in self._sent:
             if not pending.done():
                 pending.cancel()
-        self._sent.clear()
-        if self._started is not None:
+        self._batches, self._sent = {}, []
+        if producer is not None:
             try:
-                await self._started.stop()
-            except Exception as exc:  # already broken: nothing more to lose
-                log.info("the failed producer did not stop cleanly: %s", exc)
-            self._started = None
-        await self.start()
-        self.broken = False
+                await asyncio.wait_for(producer.stop(), 10)
+            except Exception as exc:  # the broker may be away: the client is dropped anyway
+                log.info("stopping a failed producer: %s", exc)
 
 
 async def read_to_end(
-    bootstrap_servers: str, partitions: Iterable[TopicPartition], timeout: float = 120.0
+    bootstrap_servers: str,
+    partitions: Iterable[TopicPartition],
+    timeout: float = 120.0,
+    auth: KafkaAuth = NO_AUTH,
 ) -> tuple[list[Any], dict[TopicPartition, int]]:
     """Every record of some partitions, from the beginning to their end offset at call time."""
     wanted = list(partitions)
@@ -183,6 +204,7 @@ async def read_to_end(
         group_id=None,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
+        **auth.options(),
     )
     await consumer.start()
     records: list[Any] = []
@@ -239,7 +261,9 @@ class CheckpointStore:
         return f"{partition}|{generation}|{writer}|{index}".encode()
 
     async def load(self, partition: int) -> Checkpoint | None:
-        records, _ = await read_to_end(self.bootstrap_servers, [TopicPartition(self.topic, partition)])
+        records, _ = await read_to_end(
+            self.bootstrap_servers, [TopicPartition(self.topic, partition)], auth=self.producer.auth
+        )
         head: dict[str, Any] | None = None
         chunks: dict[bytes, bytes | None] = {}
         prefix = f"{partition}|".encode()

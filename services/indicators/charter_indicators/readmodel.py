@@ -16,6 +16,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from charter_runtime.kafka import NO_AUTH, KafkaAuth
+
 log = logging.getLogger(__name__)
 
 ANY = None
@@ -121,8 +123,10 @@ class LatestReader:
         topic: str,
         model: LatestSnapshots,
         partitions: Callable[[str], Awaitable[list[int]]],
+        auth: KafkaAuth = NO_AUTH,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.auth = auth
         self.topic = topic
         self.model = model
         self.partitions = partitions
@@ -157,6 +161,7 @@ class LatestReader:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024,
+            **self.auth.options(),
         )
         await consumer.start()
         try:

@@ -91,7 +91,9 @@ class Ingest:
         self.registry = registry or CollectorRegistry()
         self.metrics = IngestMetrics(self.registry)
         self.limits = settings.limits
-        self.broker = make_broker(settings.kafka_bootstrap_servers, client_id="charter-ingest")
+        self.broker = make_broker(
+            settings.kafka_bootstrap_servers, client_id="charter-ingest", auth=settings.kafka_auth
+        )
         self.names = names = settings.topics
         self.canonical = {
             kind: self.broker.publisher(
@@ -270,6 +272,7 @@ class Ingest:
             client_id="charter-ingest-restore",
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024,
+            **self.settings.kafka_auth.options(),
         )
         await consumer.start()
         try:
@@ -306,7 +309,9 @@ class Ingest:
     async def _changelog_partition_count(self, topic: str) -> int:
         count = self._changelog_partitions.get(topic)
         if count is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.settings.kafka_bootstrap_servers, **self.settings.kafka_auth.options()
+            )
             await admin.start()
             try:
                 described = await admin.describe_topics([topic])
@@ -347,6 +352,7 @@ class Ingest:
                 broker=self.broker,
                 registry=self.registry,
                 bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                kafka_auth=self.settings.kafka_auth,
                 topics=topics_needed,
                 lag_interval_seconds=self.settings.lag_interval_seconds,
             )

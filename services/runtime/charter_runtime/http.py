@@ -25,7 +25,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from charter_runtime.kafka import TopicSpec, ensure_topics, retry_forever
+from charter_runtime.kafka import NO_AUTH, KafkaAuth, TopicSpec, ensure_topics, retry_forever
 from charter_runtime.lag import ConsumerLag
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class ServiceParts:
     on_started: Sequence[Hook] = ()
     on_stopping: Sequence[Hook] = ()
     version: str = "1.0.0"
+    kafka_auth: KafkaAuth = NO_AUTH
     #: How often the consumer lag of every subscriber of ``broker`` is sampled.
     lag_interval_seconds: float = 15.0
     #: Set by ``build_app``: ``charter_kafka_consumer_lag_messages`` of this service.
@@ -70,7 +71,7 @@ def build_app(parts: ServiceParts) -> FastAPI:
     lag = parts.lag = ConsumerLag(parts.name, parts.registry, parts.lag_interval_seconds)
 
     async def start() -> None:
-        await ensure_topics(parts.bootstrap_servers, parts.topics)
+        await ensure_topics(parts.bootstrap_servers, parts.topics, auth=parts.kafka_auth)
         await parts.broker.start()
         for subscriber in parts.broker.subscribers:
             lag.watch(subscriber)

@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from charter_contracts.topics import EventKind, TopicNames
 
@@ -26,6 +27,54 @@ if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KafkaAuth:
+    """How the services' Kafka clients authenticate: one principal per service under SASL.
+
+    Every client a service creates (the framework's broker, the aiokafka consumers,
+    producers and admin clients it opens itself) takes its options from here, so that a
+    service runs with its own principal and ACLs can hold it to its own topics.
+    """
+
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+    @property
+    def sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of aiokafka's clients."""
+        if not self.sasl:
+            return {"security_protocol": self.security_protocol}
+        return {
+            "security_protocol": self.security_protocol,
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.password,
+        }
+
+    def security(self) -> BaseSecurity | None:
+        """The same, as FastStream's security object (it also documents the AsyncAPI server)."""
+        if not self.sasl:
+            return None
+        kinds: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
+            "PLAIN": SASLPlaintext,
+            "SCRAM-SHA-256": SASLScram256,
+            "SCRAM-SHA-512": SASLScram512,
+        }
+        kind = kinds.get(self.sasl_mechanism)
+        if kind is None:
+            raise ValueError(f"unsupported SASL mechanism {self.sasl_mechanism!r}")
+        return kind(self.username, self.password, use_ssl=self.security_protocol == "SASL_SSL")
+
+
+#: Clients of a broker without authentication (the default).
+NO_AUTH = KafkaAuth()
 
 
 @dataclass(frozen=True)
@@ -74,10 +123,14 @@ def raw_topics(names: TopicNames, networks: Iterable[str], partitions: int) -> l
     ]
 
 
-async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: float = 30.0) -> None:
+async def ensure_topics(
+    bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: float = 30.0, auth: KafkaAuth = NO_AUTH
+) -> None:
     """Create the topics that do not exist yet; existing topics are left as they are."""
     wanted = {spec.name: spec for spec in specs}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000), **auth.options()
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -94,7 +147,7 @@ RecordBatch = Sequence["ConsumerRecord[bytes, bytes]"]
 BatchHandler = Callable[[RecordBatch], Awaitable[None]]
 
 
-def make_broker(bootstrap_servers: str, client_id: str, **kwargs: Any) -> KafkaBroker:
+def make_broker(bootstrap_servers: str, client_id: str, auth: KafkaAuth = NO_AUTH, **kwargs: Any) -> KafkaBroker:
     """A FastStream Kafka broker whose producer is idempotent with acks=all.
 
     ``apply_types`` is off: handlers receive the undecoded records, so that every bad
@@ -110,6 +163,10 @@ def make_broker(bootstrap_servers: str, client_id: str, **kwargs: Any) -> KafkaB
         apply_types=False,
         logger=logging.getLogger(f"charter.{client_id}"),
         log_level=logging.DEBUG,
+        security=auth.security(),
+        # topics are ensured by build_app; under ACLs the operator creates them, so the
+        # framework's own attempt would only log authorisation failures
+        allow_auto_create_topics=not auth.sasl,
         **kwargs,
     )
 

@@ -7,10 +7,13 @@ can run side by side from one shell.
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from charter_contracts.topics import TopicNames
+from charter_runtime.kafka import KafkaAuth
 
 
 class ServiceSettings(BaseSettings):
@@ -35,6 +38,26 @@ class ServiceSettings(BaseSettings):
         validation_alias="CHARTER_KAFKA_TOPIC_PREFIX",
         description="Prefix of every topic and consumer group, to share a cluster between environments.",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        validation_alias="CHARTER_KAFKA_SECURITY_PROTOCOL",
+        description="How the service's Kafka clients connect: PLAINTEXT, or SASL_PLAINTEXT/SASL_SSL with a principal.",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        default="SCRAM-SHA-512",
+        validation_alias="CHARTER_KAFKA_SASL_MECHANISM",
+        description="SASL mechanism of the service's principal.",
+    )
+    kafka_sasl_username: str = Field(
+        default="",
+        validation_alias="CHARTER_KAFKA_SASL_USERNAME",
+        description="The service's Kafka principal (one per service, so that ACLs hold it to its topics).",
+    )
+    kafka_sasl_password: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias="CHARTER_KAFKA_SASL_PASSWORD",
+        description="Password of the service's Kafka principal.",
+    )
     log_level: str = Field(
         default="INFO",
         validation_alias="CHARTER_LOG_LEVEL",
@@ -45,6 +68,16 @@ class ServiceSettings(BaseSettings):
     lag_interval_seconds: float = Field(
         default=15.0, gt=0, description="How often the consumer lag metric is sampled (seconds)."
     )
+
+    @property
+    def kafka_auth(self) -> KafkaAuth:
+        """The options every Kafka client of the service is created with."""
+        return KafkaAuth(
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=self.kafka_sasl_password.get_secret_value(),
+        )
 
     @property
     def topics(self) -> TopicNames:

@@ -1,0 +1,142 @@
+"""Kafka with SASL/SCRAM-SHA-512 and ACLs: each network and each service is its own principal,
+held to its own topics, and the whole path still runs."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import time as clock
+from pathlib import Path
+
+import pytest
+from aiokafka.errors import KafkaError
+
+from charter_contracts import AlertEvent
+from charter_contracts.topics import EventKind, TopicNames
+from charter_ops.kafka.acls import Principals, grant, network_acls, service_acls
+from charter_ops.kafka.local import SUPER_USER, LocalKafka
+from charter_runtime.kafka import KafkaAuth
+from tests.support import events
+from tests.support.kafka import consume, create_topics, local_broker, produce, read_all, running
+from tests.support.pipeline import BREACH_SITES, T0, breach_calls, services
+from tests.support.sites import publish_sites, site, weekly
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+PRINCIPALS = Principals()
+USERS = (SUPER_USER, "caf", "cpam", PRINCIPALS.ingest, PRINCIPALS.indicators, PRINCIPALS.alerts)
+
+
+def sasl(user: str, password: str) -> KafkaAuth:
+    return KafkaAuth(
+        security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512", username=user, password=password
+    )
+
+
+class Secured:
+    """A secured broker of the module's own, its principals' credentials and the topics, ACLs granted."""
+
+    def __init__(self, broker: LocalKafka) -> None:
+        self.broker = broker
+        self.bootstrap = broker.bootstrap_servers
+        self.passwords = dict(broker.scram_users)
+        self.names = TopicNames("")
+
+    def auth(self, user: str) -> KafkaAuth:
+        return sasl(user, self.passwords[user])
+
+    def env(self, user: str) -> dict[str, str]:
+        return {
+            "CHARTER_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "CHARTER_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "CHARTER_KAFKA_SASL_USERNAME": user,
+            "CHARTER_KAFKA_SASL_PASSWORD": self.passwords[user],
+        }
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
+    users = tuple((user, secrets.token_urlsafe(16)) for user in USERS)
+    with local_broker(tmp_path_factory.mktemp("secured"), scram_users=users) as broker:
+        yield Secured(broker)
+
+
+@pytest.fixture(scope="module")
+async def granted(secured: Secured) -> Secured:
+    admin = secured.auth(SUPER_USER)
+    await create_topics(secured.bootstrap, secured.names, auth=admin)  # the operator creates the topics
+    acls = service_acls(secured.names) + network_acls(secured.names, "caf") + network_acls(secured.names, "cpam")
+    await grant(secured.bootstrap, admin, acls)
+    return secured
+
+
+async def refused(action: object) -> bool:
+    """True when Kafka refuses the action (an authorisation error, whatever its wrapping)."""
+    try:
+        await action  # type: ignore[misc]
+    except KafkaError:
+        return True
+    return False
+
+
+async def test_no_principal_no_entry_and_a_wrong_password_is_refused(secured: Secured) -> None:
+    topic = secured.names.raw("caf", EventKind.CALL_RECORDS)
+    assert await refused(produce(secured.bootstrap, topic, [(b"k", b"{}")]))  # PLAINTEXT client on a SASL port
+    assert await refused(produce(secured.bootstrap, topic, [(b"k", b"{}")], sasl("caf", "not-the-password")))
+
+
+async def test_a_networks_principal_writes_only_its_own_raw_topics_and_reads_nothing(granted: Secured) -> None:
+    names, bootstrap, caf = granted.names, granted.bootstrap, granted.auth("caf")
+    payload = events.encode(events.call(T0, event_id="sec-1", site_id="caf-75-paris"))
+    own = names.raw("caf", EventKind.CALL_RECORDS)
+    await produce(bootstrap, own, [(b"caf-75-paris", payload)], caf)  # allowed: no error
+    for kind in EventKind:
+        await produce(bootstrap, names.raw("caf", kind), [(b"caf-75-paris", payload)], caf)
+
+    for topic in (names.raw("cpam", EventKind.CALL_RECORDS), names.canonical(EventKind.CALL_RECORDS), names.sites):
+        assert await refused(produce(bootstrap, topic, [(b"caf-75-paris", payload)], caf)), topic
+    for topic in (own, names.canonical(EventKind.CALL_RECORDS), names.indicators, names.dead_letter):
+        assert await refused(read_all(bootstrap, topic, settle=0.5, auth=caf)), topic
+    # cpam may not write CAF's topics either
+    assert await refused(produce(bootstrap, own, [(b"caf-75-paris", payload)], granted.auth("cpam")))
+
+
+async def test_the_path_runs_with_each_service_as_its_own_least_privileged_principal(
+    granted: Secured, logs: Path
+) -> None:
+    names, bootstrap, admin = granted.names, granted.bootstrap, granted.auth(SUPER_USER)
+    await publish_sites(bootstrap, names, [site(s, hours=weekly(clock(8), clock(18))) for s in BREACH_SITES], admin)
+    ingest, indicators, alerts = services(
+        bootstrap,
+        names,
+        logs,
+        ingest={**granted.env(PRINCIPALS.ingest), "CHARTER_INGEST_NETWORKS": "caf,cpam"},
+        indicators=granted.env(PRINCIPALS.indicators),
+        alerts=granted.env(PRINCIPALS.alerts),
+    )
+    calls = breach_calls()
+    with running(ingest, indicators, alerts):
+        await produce(
+            bootstrap,
+            names.raw("caf", EventKind.CALL_RECORDS),
+            [(c["site_id"].encode(), events.encode(c)) for c in calls],
+            granted.auth("caf"),
+        )
+        fired = await consume(bootstrap, names.alerts, until=lambda r: len(r) >= 1, timeout=120, auth=admin)
+        alert = AlertEvent.model_validate_json(fired[0].value)
+        assert (alert.status, alert.network, alert.indicator) == ("firing", "caf", "pickup_rate")
+
+        # a service cannot step outside its topics: indicators may not write what ingest writes
+        assert await refused(
+            produce(
+                bootstrap, names.canonical(EventKind.CALL_RECORDS), [(b"x", b"{}")], granted.auth(PRINCIPALS.indicators)
+            )
+        )
+        # nor alerts read the canonical events
+        assert await refused(
+            read_all(
+                bootstrap, names.canonical(EventKind.CALL_RECORDS), settle=0.5, auth=granted.auth(PRINCIPALS.alerts)
+            )
+        )
+    for service in (ingest, indicators, alerts):  # no refusal on the way: each had the rights it needs
+        assert "AuthorizationFailed" not in service.log_path.read_text()
+        assert "Not authorized" not in service.log_path.read_text()
