@@ -15,12 +15,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 from charter_contracts import Schedule, Site, TimeRange, WeeklyHours
 from charter_contracts.sites import department_timezone
 from charter_contracts.topics import EventKind, TopicNames
+from charter_runtime.kafka import contract_topics, ensure_topics
 
 NETWORKS = ("caf", "cpam", "france-travail", "dgfip", "msa", "cnav", "ants", "france-services")
 DEPARTMENTS = [f"{n:02d}" for n in range(1, 96) if n != 20] + ["2A", "2B", "971", "972", "973", "974", "976"]
@@ -131,18 +130,8 @@ def _case(index: int, network: str, site_id: str, at: datetime, rng: random.Rand
 
 
 async def create_topics(bootstrap: str, names: TopicNames, partitions: int) -> None:
-    """Canonical topics and the registry, as the services would create them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        topics = [NewTopic(names.canonical(kind), partitions, 1) for kind in EventKind]
-        topics.append(NewTopic(names.sites, partitions, 1, topic_configs={"cleanup.policy": "compact"}))
-        try:
-            await admin.create_topics(topics)
-        except TopicAlreadyExistsError:
-            pass
-    finally:
-        await admin.close()
+    """The contract topics, created exactly as the services create them."""
+    await ensure_topics(bootstrap, contract_topics(names, partitions))
 
 
 async def produce(bootstrap: str, names: TopicNames, workload: Workload, partitions: int) -> int:
