@@ -1,5 +1,6 @@
 # The two commands of the README. Both install what is missing first.
-#   make run   - the whole product locally (Kafka, services, simulator); Ctrl-C stops it
+#   make run   - the whole product locally (Kafka, services, Prometheus, Alertmanager, simulator);
+#                Ctrl-C stops it. Options of `charter stack` go in ARGS: make run ARGS="--rate 20"
 #   make test  - ruff, mypy and the whole test suite
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -24,7 +25,7 @@ system-deps:
 setup: system-deps $(VENV)/.synced
 
 run: setup
-	$(VENV)/bin/charter stack
+	$(VENV)/bin/charter stack $(ARGS)
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .

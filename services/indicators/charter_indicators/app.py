@@ -1,99 +1,360 @@
-"""Entry point of indicators: canonical events in, snapshots on charter.indicators and gauges out."""
+"""Entry point of indicators: canonical events and the site registry in; snapshots, gauges and an API out.
+
+Wiring only: the subscribers hand records to the service layer (``service.py``), the
+rebalance listeners restore and save partition state, and a clock task lets time pass,
+publishes and checkpoints. The arithmetic is in ``domain/``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from datetime import datetime, timedelta
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Gauge
+from faststream import AckPolicy
+from prometheus_client import CollectorRegistry
 
-from charter_contracts import KIND_PAYLOADS, CallRecord, EventKind, IndicatorSnapshot, Scope
-from charter_indicators.domain.pickup import RollingPickup, count_call
+from charter_contracts import DeadLetter, Event, IndicatorSnapshot, Site
+from charter_contracts.topics import EventKind
+from charter_indicators.api import indicators_router
+from charter_indicators.domain.partition import IndicatorConfig
+from charter_indicators.kafka_io import BulkProducer, CheckpointStore, read_to_end
+from charter_indicators.metrics import IndicatorMetrics
+from charter_indicators.procedures import load_rules
+from charter_indicators.readmodel import LatestReader, LatestSnapshots
+from charter_indicators.service import Aggregation, SiteStreams, Topics
 from charter_indicators.settings import IndicatorsSettings
 from charter_runtime.http import ServiceParts, build_app
-from charter_runtime.kafka import RecordBatch, batch_subscriber, confirm_all, contract_topics, make_broker
+from charter_runtime.kafka import TopicSpec, batch_subscriber, contract_topics, make_broker
 
 log = logging.getLogger(__name__)
 
-DESCRIPTION = "Charter indicators computed live from the canonical events, in event time."
-_HOUR = timedelta(hours=1)
+DESCRIPTION = (
+    "Charter indicators computed live from the canonical events, in event time: opening rate, "
+    "pickup rate and deadline compliance per site, department, network and nationally."
+)
+#: Internal compacted topics: small segments so that compaction keeps them small.
+_COMPACTED = {"segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1", "delete.retention.ms": "600000"}
+
+
+def internal_topics(settings: IndicatorsSettings) -> Topics:
+    names = settings.topics
+    group = names.group(settings.group_id)
+    return Topics(
+        counters=names.canonical(EventKind.COUNTER_EVENTS),
+        calls=names.canonical(EventKind.CALL_RECORDS),
+        cases=names.canonical(EventKind.CASE_COMPLETIONS),
+        sites=names.sites,
+        dead_letter=names.dead_letter,
+        indicators=names.indicators,
+        latest=f"{group}.latest",
+        partials=f"{group}.partials",
+        state=f"{group}.state",
+    )
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(
+        self,
+        assigned: Callable[[set[TopicPartition]], Awaitable[None]],
+        revoked: Callable[[set[TopicPartition]], Awaitable[None]],
+    ) -> None:
+        self._assigned = assigned
+        self._revoked = revoked
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._assigned(assigned)
 
 
 class Indicators:
-    """Wires the indicator arithmetic to Kafka and Prometheus."""
+    """Wires the indicator stages to Kafka, Prometheus and HTTP."""
 
-    def __init__(self, settings: IndicatorsSettings, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: IndicatorsSettings,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.registry = registry or CollectorRegistry()
-        self.pickup_rate = Gauge(
-            "charter_pickup_rate_ratio",
-            "Calls answered by an agent / calls offered (short abandons excluded).",
-            ["network", "department", "window"],
-            registry=self.registry,
+        self.metrics = IndicatorMetrics(self.registry)
+        self.config = IndicatorConfig(
+            grace=settings.grace_seconds,
+            stale_after=settings.stale_after_seconds,
+            short_abandon=settings.short_abandon_seconds,
+            service_level=settings.service_level_seconds,
+            rules=load_rules(settings.procedures_file),
         )
-        self.broker = make_broker(settings.kafka_bootstrap_servers, client_id="charter-indicators")
-        names = settings.topics
-        self.snapshots = self.broker.publisher(
+        self.topics = topics = internal_topics(settings)
+        bootstrap = settings.kafka_bootstrap_servers
+        self.sink = BulkProducer(bootstrap, client_id="charter-indicators")
+        self.store = CheckpointStore(bootstrap, topics.state, self.sink)
+        self.sites = SiteStreams(
+            self.config,
+            topics,
+            self.sink,
+            self.store,
+            self._read_sites,
+            self.metrics,
+            self._highwater,
+            idle_seconds=settings.idle_seconds,
+            site_snapshot_seconds=settings.site_snapshot_seconds,
+            clock=clock,
+        )
+        self.aggregation = Aggregation(topics, self.sink, self.metrics)
+        self.model = LatestSnapshots()
+        self.reader = LatestReader(bootstrap, topics.latest, self.model, self.sink.partitions)
+        self.broker = make_broker(bootstrap, client_id="charter-indicators")
+        self._document_outputs()
+        group = settings.topics.group(settings.group_id)
+        self.site_subscriber = batch_subscriber(
+            self.broker,
+            *topics.canonical,
+            topics.sites,
+            group_id=group,
+            handler=self.on_events,
+            payload=Event | Site,
+            max_records=settings.max_records,
+            ack_policy=AckPolicy.MANUAL,
+            listener=_Listener(self._sites_assigned, self._sites_revoked),
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            title="charter.* (canonical events and site registry)",
+            description="Canonical events and charter.sites, co-partitioned by site_id; offsets are "
+            "committed once the partition state covering them is saved.",
+        )
+        self.partials_subscriber = batch_subscriber(
+            self.broker,
+            topics.partials,
+            group_id=f"{group}.aggregate",
+            handler=self.on_partials,
+            payload=dict[str, Any],
+            max_records=settings.max_records,
+            listener=_Listener(self._partials_assigned, self._partials_revoked),
+            title=topics.partials,
+            description="Internal: per-partition partial sums of each scope, summed into the scope's figures.",
+        )
+        self._producer_started = False
+        self._producer_lock = asyncio.Lock()
+        self._clock_task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def _document_outputs(self) -> None:
+        names = self.settings.topics
+        self.broker.publisher(
             names.indicators,
             title=names.indicators,
-            description="Indicator snapshots, keyed by scope.",
+            description="Indicator snapshots (contract v1), keyed by scope.",
             schema=IndicatorSnapshot,
         )
-        batch_subscriber(
-            self.broker,
-            names.canonical(EventKind.CALL_RECORDS),
-            group_id=names.group(settings.group_id),
-            handler=self.on_calls,
-            payload=KIND_PAYLOADS[EventKind.CALL_RECORDS],
+        self.broker.publisher(
+            names.dead_letter,
+            title=names.dead_letter,
+            description="Events not counted: late (beyond the grace period) or for a site not in the registry.",
+            schema=DeadLetter,
         )
-        self._pickup: dict[str, RollingPickup] = {}
-        self._as_of: datetime | None = None
 
-    async def on_calls(self, records: RecordBatch) -> None:
-        """Count each call in its network's window, then publish the networks touched."""
-        touched: set[str] = set()
-        for record in records:
-            call = CallRecord.model_validate_json(record.value or b"")
-            window = self._pickup.setdefault(call.network, RollingPickup(_HOUR))
-            window.add(call.received_at, count_call(call, self.settings.short_abandon_seconds))
-            touched.add(call.network)
-            if self._as_of is None or call.received_at > self._as_of:
-                self._as_of = call.received_at
-        if self._as_of is None:
+    async def _start_producer(self) -> None:
+        async with self._producer_lock:
+            if not self._producer_started:
+                await self.sink.start()
+                self._producer_started = True
+
+    def _highwater(self, topic: str, partition: int) -> int | None:
+        consumer = self.site_subscriber.consumer
+        if consumer is None:
+            return None
+        end: int | None = consumer.highwater(TopicPartition(topic, partition))
+        return end
+
+    async def _read_sites(self, partition: int) -> tuple[list[Any], int]:
+        tp = TopicPartition(self.topics.sites, partition)
+        records, ends = await read_to_end(self.settings.kafka_bootstrap_servers, [tp])
+        return records, ends[tp]
+
+    # -- stage 1 ----------------------------------------------------------------------
+
+    async def on_events(self, records: Any) -> None:
+        """Canonical events and registry records of the partitions this instance owns."""
+        if self._closing:
             return
-        pending = []
-        for network in sorted(touched):
-            counts = self._pickup[network].total(self._as_of)
-            snapshot = IndicatorSnapshot.of(
-                "pickup_rate",
-                Scope(network=network),
-                "1h",
-                numerator=counts.answered,
-                denominator=counts.offered,
-                as_of=self._as_of,
-                window_start=self._as_of - _HOUR,
-                details={"raw_denominator": counts.raw_offered, "ivr_only": counts.ivr_only},
+        try:
+            await self.sites.handle(records)
+        except Exception:
+            log.exception("failed to process a batch; restoring the partitions from their checkpoints")
+            await self._recover()
+
+    async def _sites_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self._closing:
+            return
+        await self._start_producer()
+        partitions = {tp.partition for tp in assigned if tp.topic == self.topics.calls}
+        state_partitions = await self.sink.partitions(self.topics.state)
+        missing = sorted(p for p in partitions if p not in state_partitions)
+        if missing:
+            raise RuntimeError(
+                f"{self.topics.state} has no partition {missing}: it must have as many partitions as "
+                f"{self.topics.calls}"
             )
-            if snapshot.value is not None:
-                self.pickup_rate.labels(network, "", "1h").set(snapshot.value)
-            pending.append(
-                await self.snapshots.publish(
-                    snapshot.model_dump_json().encode(),
-                    key=snapshot.scope.key.encode(),
-                    no_confirm=True,
-                )
-            )
-        await confirm_all(pending)
+        seeks = await self.sites.assign(partitions)
+        await self._seek(seeks, assigned)
+
+    async def _seek(self, seeks: dict[tuple[str, int], int | None], assigned: Iterable[TopicPartition]) -> None:
+        consumer = self.site_subscriber.consumer
+        owned = set(assigned)
+        wanted = {TopicPartition(topic, p): offset for (topic, p), offset in seeks.items()}
+        wanted = {tp: offset for tp, offset in wanted.items() if tp in owned}
+        # Where no checkpoint says, start at the log start (a broker request). Not
+        # seek_to_beginning(): inside a rebalance callback it waits for the fetcher, which
+        # does not run until the callback returns.
+        fresh = [tp for tp, offset in wanted.items() if offset is None]
+        starts = await consumer.beginning_offsets(fresh) if fresh else {}
+        for tp, offset in wanted.items():
+            position = offset if offset is not None else starts[tp]
+            consumer.seek(tp, position)
+            self.sites.start_at(tp.topic, tp.partition, position)
+
+    async def _sites_revoked(self, revoked: set[TopicPartition]) -> None:
+        if self._closing:
+            return
+        partitions = {tp.partition for tp in revoked if tp.topic == self.topics.calls}
+        await self._commit(await self.sites.revoke(partitions))
+
+    async def _recover(self) -> None:
+        consumer = self.site_subscriber.consumer
+        if consumer is None:
+            return
+        owned = set(self.sites.partitions)
+        async with self.sites.lock:
+            for p in owned:
+                self.sites.partitions.pop(p, None)
+        await self._seek(await self.sites.assign(owned), consumer.assignment())
+
+    async def _commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        consumer = self.site_subscriber.consumer
+        if not offsets or consumer is None:
+            return
+        try:
+            await consumer.commit({TopicPartition(topic, p): offset for (topic, p), offset in offsets.items()})
+        except (KafkaError, AssertionError) as exc:  # a rebalance took the partitions meanwhile
+            log.info("offsets not committed (%s); the saved state keeps them", exc)
+
+    # -- stage 2 ----------------------------------------------------------------------
+
+    async def on_partials(self, records: Any) -> None:
+        """Partial sums of the scopes this instance aggregates."""
+        if not self._closing:
+            await self.aggregation.handle(records)
+
+    async def _partials_assigned(self, assigned: set[TopicPartition]) -> None:
+        if self._closing or not assigned:
+            return
+        # the group can be assigned before the service's start-up hook has run: the aggregation
+        # reads its checkpoints through the producer's metadata, so start it here too
+        await self._start_producer()
+        consumer = self.partials_subscriber.consumer
+        tps = sorted(assigned, key=lambda tp: tp.partition)
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, starts[tp])  # compacted: the scopes are rebuilt from the start
+        await self.aggregation.assign({tp.partition: ends[tp] for tp in tps})
+
+    async def _partials_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.aggregation.revoke({tp.partition for tp in revoked})
+
+    # -- the clock --------------------------------------------------------------------
+
+    async def _run_clock(self) -> None:
+        settings = self.settings
+        next_checkpoint = time.monotonic() + settings.checkpoint_seconds
+        pause = settings.flush_seconds
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                await self._start_producer()
+                started = time.monotonic()
+                await self.sites.tick()
+                await self.aggregation.tick()
+                # a replay moves event time on at every flush, and a flush costs in proportion to the
+                # sites: flush less often then, so that it never takes more than a fifth of the time
+                pause = max(settings.flush_seconds, 4 * (time.monotonic() - started))
+                if time.monotonic() >= next_checkpoint:
+                    await self._commit(await self.sites.checkpoint())
+                    next_checkpoint = time.monotonic() + settings.checkpoint_seconds
+                await self._export_lag()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("publishing failed; restoring the partitions from their checkpoints")
+                await asyncio.sleep(1)
+                with contextlib.suppress(Exception):
+                    await self._recover()
+
+    async def _export_lag(self) -> None:
+        for subscriber in (self.site_subscriber, self.partials_subscriber):
+            consumer = subscriber.consumer
+            if consumer is None:
+                continue
+            lag: dict[str, int] = {}
+            for tp in consumer.assignment():
+                highwater = consumer.highwater(tp)
+                if highwater is None:
+                    continue
+                try:
+                    position = await asyncio.wait_for(consumer.position(tp), 1.0)
+                except (TimeoutError, KafkaError, AssertionError):
+                    continue
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - position)
+            for topic, value in lag.items():
+                self.metrics.lag.labels("indicators", topic).set(value)
+
+    async def _started(self) -> None:
+        await self._start_producer()
+        await self.reader.start()
+        self._clock_task = asyncio.create_task(self._run_clock(), name="indicators-clock")
+
+    async def _stopping(self) -> None:
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock_task
+        self._closing = True
+        if self._producer_started:
+            with contextlib.suppress(Exception):
+                await self._commit(await self.sites.checkpoint())
+        await self.reader.stop()
+        if self._producer_started:
+            await self.sink.stop()
 
     def parts(self) -> ServiceParts:
+        partitions = self.settings.kafka_partitions
+        compacted = dict(_COMPACTED)
+        topics = [
+            *contract_topics(self.settings.topics, partitions),
+            TopicSpec(self.topics.state, partitions, compacted=True, config=compacted),
+            TopicSpec(self.topics.partials, partitions, compacted=True, config=compacted),
+            TopicSpec(self.topics.latest, partitions, compacted=True, config=compacted),
+        ]
         return ServiceParts(
             name="indicators",
             description=DESCRIPTION,
             broker=self.broker,
             registry=self.registry,
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            topics=contract_topics(self.settings.topics, self.settings.kafka_partitions),
+            topics=topics,
+            routers=[indicators_router(self.model)],
+            on_started=[self._started],
+            on_stopping=[self._stopping],
         )
 
 

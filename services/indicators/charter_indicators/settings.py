@@ -16,9 +16,53 @@ class IndicatorsSettings(ServiceSettings):
     )
 
     http_port: int = Field(default=8002, ge=0, le=65535, description="Port of indicators' HTTP endpoints.")
-    group_id: str = Field(default="charter-indicators", description="Kafka consumer group of indicators.")
+    group_id: str = Field(
+        default="charter-indicators",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Kafka consumer group of indicators; also names its internal topics (<group>.state, ...).",
+    )
     short_abandon_seconds: float = Field(
         default=5.0,
         ge=0,
         description="Unanswered calls shorter than this are excluded from the pickup rate.",
     )
+    service_level_seconds: float = Field(
+        default=60.0, gt=0, description="Calls answered within this wait count in the service level."
+    )
+    grace_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="Events older than the latest event of their stream (a canonical topic's partition) by "
+        "more than this are late: not counted, sent to the dead-letter topic.",
+    )
+    idle_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="A stream read up to date with no event for this long advances with the wall clock "
+        "(time passes); 0 disables it, for replays of old history.",
+    )
+    stale_after_seconds: float = Field(
+        default=43200.0,
+        gt=0,
+        description="A site with no counter status for this long is stale: reported, and no longer counted open.",
+    )
+    procedures_file: str = Field(
+        default="deploy/config/procedures.yaml",
+        description="Per-procedure deadlines (YAML); a relative path is looked up from the working "
+        "directory, then from the project root.",
+    )
+    flush_seconds: float = Field(
+        default=1.0, gt=0, description="How often figures are brought up to date and published (wall clock)."
+    )
+    site_snapshot_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often per-site snapshots of the current windows are published at most "
+        "(closed hour/day buckets are always published).",
+    )
+    checkpoint_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often each partition's state is saved to <group>.state; offsets are committed just after.",
+    )
+    max_records: int = Field(default=10000, ge=1, description="Largest batch of records handled at once.")

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI, get_asyncapi_html
@@ -123,13 +123,39 @@ def build_app(parts: ServiceParts) -> FastAPI:
     async def asyncapi_html() -> HTMLResponse:
         return HTMLResponse(get_asyncapi_html(spec.to_specification(), try_it_out_path=None))
 
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        # Never a stack trace in an answer: the trace goes to the log, the client gets a code.
+        log.error("unhandled error", exc_info=exc)
+        return JSONResponse({"error": "internal", "detail": "internal error; see the service log"}, status_code=500)
+
     for router in parts.routers:
         app.include_router(router)
     return app
 
 
-def serve(app: FastAPI, host: str, port: int, log_level: str = "info") -> None:
-    """Run the app until SIGINT/SIGTERM; uvicorn's shutdown runs the lifespan's clean stop."""
+def serve(
+    app: FastAPI,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    *,
+    tls_certfile: str | None = None,
+    tls_keyfile: str | None = None,
+) -> None:
+    """Run the app until SIGINT/SIGTERM; uvicorn's shutdown runs the lifespan's clean stop.
+
+    With a certificate and key the endpoints are served over HTTPS (TLS terminated here
+    rather than by a proxy in front).
+    """
     import uvicorn  # noqa: PLC0415 - only the process entry point needs the server
 
-    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        access_log=False,
+        ssl_certfile=tls_certfile,
+        ssl_keyfile=tls_keyfile,
+    )

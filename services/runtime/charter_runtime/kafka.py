@@ -60,9 +60,18 @@ def contract_topics(names: TopicNames, partitions: int) -> list[TopicSpec]:
     return specs
 
 
+#: Raw topics stamp each record with the broker's clock when it is appended: ingest judges
+#: "in the future" against that arrival time, which the publishing network cannot set.
+RAW_TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
+
+
 def raw_topics(names: TopicNames, networks: Iterable[str], partitions: int) -> list[TopicSpec]:
     """Raw topics of each network: where networks write."""
-    return [TopicSpec(names.raw(network, kind), partitions) for network in networks for kind in EventKind]
+    return [
+        TopicSpec(names.raw(network, kind), partitions, config=dict(RAW_TOPIC_CONFIG))
+        for network in networks
+        for kind in EventKind
+    ]
 
 
 async def ensure_topics(bootstrap_servers: str, specs: Iterable[TopicSpec], timeout: float = 30.0) -> None:
@@ -116,6 +125,7 @@ def batch_subscriber(
     handler: BatchHandler,
     payload: Any,
     max_records: int = 1000,
+    ack_policy: AckPolicy = AckPolicy.NACK_ON_ERROR,
     **kwargs: Any,
 ) -> Any:
     """Subscribe ``handler`` to batches of raw records, with at-least-once semantics.
@@ -127,6 +137,10 @@ def batch_subscriber(
 
     ``payload`` is the contract model the records carry: it documents the channel in
     the AsyncAPI document; decoding and validation stay with the handler.
+
+    ``ack_policy=AckPolicy.MANUAL`` leaves committing to the service (one that commits
+    only once its state is saved, for instance); extra kwargs go to the subscriber
+    (``listener=``, ``partition_assignment_strategy=``...).
     """
 
     async def documented(body: Any) -> None:
@@ -145,7 +159,7 @@ def batch_subscriber(
         batch=True,
         max_records=max_records,
         auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=ack_policy,
         decoder=_undecoded,
         **kwargs,
     )

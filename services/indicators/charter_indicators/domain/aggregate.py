@@ -1,0 +1,228 @@
+"""Exact aggregates over partitions: the sum of the latest partial of every source partition.
+
+Each partition publishes, per scope (department of a network, network, department,
+nation), the parts of its own sites. A scope's figures are the element-wise sum of the
+latest parts of every partition, so the result does not depend on how many instances
+share the partitions. The aggregate is complete up to the earliest ``as_of`` of the
+partitions (each part is complete up to its own partition's ``as_of``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from charter_contracts.sites import department_timezone
+from charter_indicators.domain.calendar import DAY, HOUR, MINUTE, local_days
+from charter_indicators.domain.partition import BUCKET_HORIZON, ROLLING, ScopeKey
+from charter_indicators.domain.parts import GROUP_WIDTH, LIVE_WIDTH, add_into, zeros
+from charter_indicators.domain.snapshots import (
+    DEADLINE,
+    INDICATORS,
+    OPENING,
+    SnapshotValue,
+    build,
+    is_empty,
+    opening_live,
+)
+
+_PARIS = "Europe/Paris"
+_EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+Vectors = dict[int, list[float]]
+
+
+@dataclass
+class _Procedure:
+    rolling: dict[int, dict[str, list[float]]] = field(default_factory=dict)
+    hours: dict[float, Vectors] = field(default_factory=dict)
+    days: dict[int, Vectors] = field(default_factory=dict)
+
+
+@dataclass
+class _Scope:
+    """The latest parts of every source partition for one scope."""
+
+    rolling: dict[int, dict[str, list[float]]] = field(default_factory=dict)
+    live: dict[int, list[float]] = field(default_factory=dict)
+    hours: dict[float, Vectors] = field(default_factory=dict)
+    days: dict[int, Vectors] = field(default_factory=dict)
+    procedures: dict[str, _Procedure] = field(default_factory=dict)
+    dirty_hours: set[float] = field(default_factory=set)
+    dirty_days: set[int] = field(default_factory=set)
+    dirty: bool = True
+    emitted_as_of: float | None = None
+    #: buckets before these are final for every source and were dropped: later copies are ignored
+    pruned_hours: float = -1.0
+    pruned_days: int = -1
+
+
+class Aggregator:
+    """Scopes summed over source partitions; ``snapshots`` returns what changed since last asked."""
+
+    def __init__(self, sources: int | None = None) -> None:
+        """``sources``: how many source partitions there are, when known (to drop final buckets early)."""
+        self.scopes: dict[ScopeKey, _Scope] = {}
+        self.progress: dict[int, float] = {}
+        self.sources = sources
+
+    @property
+    def as_of(self) -> float | None:
+        """Complete up to: the earliest ``as_of`` among the source partitions."""
+        return min(self.progress.values()) if self.progress else None
+
+    def update_progress(self, source: int, as_of: float) -> None:
+        """A source partition reached ``as_of``."""
+        if as_of > self.progress.get(source, -1.0):
+            self.progress[source] = as_of
+
+    def update(self, scope: ScopeKey, source: int, payload: dict[str, Any]) -> None:
+        """The latest parts of ``scope`` from partition ``source`` (replaces its previous ones)."""
+        entry = self.scopes.get(scope)
+        if entry is None:
+            entry = self.scopes[scope] = _Scope()
+        entry.rolling[source] = {name: _pad(vector) for name, vector in payload["w"].items()}
+        entry.live[source] = _pad(payload["live"], LIVE_WIDTH)
+        for hour, vector in payload["hour"].items():
+            if float(hour) >= entry.pruned_hours:
+                entry.hours.setdefault(float(hour), {})[source] = _pad(vector)
+                entry.dirty_hours.add(float(hour))
+        for day, vector in payload["day"].items():
+            if int(day) >= entry.pruned_days:
+                entry.days.setdefault(int(day), {})[source] = _pad(vector)
+                entry.dirty_days.add(int(day))
+        for label, part in (payload.get("procs") or {}).items():
+            procedure = entry.procedures.setdefault(label, _Procedure())
+            procedure.rolling[source] = {name: _pad(vector) for name, vector in part["w"].items()}
+            for hour, vector in part["hour"].items():
+                if float(hour) >= entry.pruned_hours:
+                    procedure.hours.setdefault(float(hour), {})[source] = _pad(vector)
+            for day, vector in part["day"].items():
+                if int(day) >= entry.pruned_days:
+                    procedure.days.setdefault(int(day), {})[source] = _pad(vector)
+        entry.dirty = True
+
+    def forget(self, keep: Callable[[ScopeKey], bool]) -> list[ScopeKey]:
+        """Drop the scopes no longer owned; returns them (their gauges must go too)."""
+        dropped = [scope for scope in self.scopes if not keep(scope)]
+        for scope in dropped:
+            del self.scopes[scope]
+        return dropped
+
+    def snapshots(self) -> list[SnapshotValue]:
+        """Snapshots of the scopes whose parts or ``as_of`` changed since the last call."""
+        as_of = self.as_of
+        if as_of is None:
+            return []
+        out: list[SnapshotValue] = []
+        for scope, entry in self.scopes.items():
+            if not entry.dirty and entry.emitted_as_of == as_of:
+                continue
+            out.extend(self._scope_snapshots(scope, entry, as_of))
+            entry.dirty = False
+            entry.emitted_as_of = as_of
+            entry.dirty_hours.clear()
+            entry.dirty_days.clear()
+        self._prune_all()
+        return out
+
+    def _scope_snapshots(self, scope: ScopeKey, entry: _Scope, as_of: float) -> list[SnapshotValue]:
+        network, department = scope
+        zone = local_days(department_timezone(department) if department else _PARIS)
+        today = zone.day_of(as_of - MINUTE)
+        current_hour = (as_of - MINUTE) // HOUR * HOUR
+        starts = {"15m": as_of - 900, "1h": as_of - HOUR, "today": zone.midnight(today), "7d": zone.midnight(today - 6)}
+        windows: list[tuple[str, float | None, list[float], dict[str, list[float]]]] = []
+        for name in ROLLING:
+            vector = _sum(source.get(name) for source in _ordered(entry.rolling))
+            procedures = {
+                label: _sum(source.get(name) for source in _ordered(procedure.rolling))
+                for label, procedure in entry.procedures.items()
+            }
+            windows.append((name, starts[name], vector, procedures))
+        hours = set(entry.dirty_hours)
+        hours.update(h for h in entry.hours if h >= current_hour)
+        for hour in sorted(hours):
+            procedures = {
+                label: _sum(_ordered(procedure.hours.get(hour, {}))) for label, procedure in entry.procedures.items()
+            }
+            windows.append(("hour", hour, _sum(_ordered(entry.hours.get(hour, {}))), procedures))
+        days = set(entry.dirty_days)
+        days.update(d for d in entry.days if d >= today - 1)
+        for day in sorted(days):
+            procedures = {
+                label: _sum(_ordered(procedure.days.get(day, {}))) for label, procedure in entry.procedures.items()
+            }
+            windows.append(("day", zone.midnight(day), _sum(_ordered(entry.days.get(day, {}))), procedures))
+        out = []
+        for indicator in INDICATORS:
+            for name, start, vector, procedures in windows:
+                if name in ("hour", "day") and is_empty(indicator, vector):
+                    continue  # a calendar bucket with nothing in it is not news
+                numerator, denominator, details = build(
+                    indicator,
+                    vector,
+                    histograms=True,
+                    procedures=procedures if indicator == DEADLINE and department is None else None,
+                )
+                out.append(
+                    SnapshotValue(
+                        indicator, network, department, None, name, start, numerator, denominator, as_of, details
+                    )
+                )
+        live = _sum(_ordered(entry.live), LIVE_WIDTH)
+        numerator, denominator, details = opening_live(live)
+        out.append(
+            SnapshotValue(OPENING, network, department, None, "live", None, numerator, denominator, as_of, details)
+        )
+        return out
+
+    def _prune_all(self) -> None:
+        """Drop the calendar buckets every source is done with.
+
+        A bucket is final for a source once the source's ``as_of`` passed its end. When
+        the number of sources is known and all reported, buckets final for all of them go;
+        otherwise only those older than the publishing horizon (a source that never
+        reports cannot keep them forever).
+        """
+        if not self.progress:
+            return
+        if self.sources is not None and len(self.progress) >= self.sources:
+            safe = min(self.progress.values()) - HOUR
+        else:
+            safe = max(self.progress.values()) - BUCKET_HORIZON
+        hour_cut = safe - HOUR
+        # a local day ends at the latest 14 h after its UTC midnight (UTC-10 is the westernmost zone here)
+        day_cut = int((safe - 14 * HOUR) // DAY) + _EPOCH_ORDINAL - 1
+        for entry in self.scopes.values():
+            if hour_cut > entry.pruned_hours:
+                entry.pruned_hours = hour_cut
+                for hour in [h for h in entry.hours if h < hour_cut]:
+                    del entry.hours[hour]
+                for procedure in entry.procedures.values():
+                    for hour in [h for h in procedure.hours if h < hour_cut]:
+                        del procedure.hours[hour]
+            if day_cut > entry.pruned_days:
+                entry.pruned_days = day_cut
+                for day in [d for d in entry.days if d < day_cut]:
+                    del entry.days[day]
+                for procedure in entry.procedures.values():
+                    for day in [d for d in procedure.days if d < day_cut]:
+                        del procedure.days[day]
+
+
+def _ordered(by_source: dict[int, Any]) -> list[Any]:
+    """Values in source order: floating-point sums then do not depend on arrival order."""
+    return [by_source[source] for source in sorted(by_source)]
+
+
+def _pad(vector: list[float], width: int = GROUP_WIDTH) -> list[float]:
+    return [float(x) for x in vector] + [0.0] * (width - len(vector))
+
+
+def _sum(vectors: Any, width: int = GROUP_WIDTH) -> list[float]:
+    out = zeros(width)
+    for vector in vectors:
+        if vector is not None:
+            add_into(out, vector)
+    return out

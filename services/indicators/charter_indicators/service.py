@@ -1,0 +1,436 @@
+"""Service layer of indicators: the two stages, between the pure domain and Kafka.
+
+Stage 1 (``SiteStreams``) owns the partitions of the site-keyed topics this instance was
+assigned: it applies their events to the per-partition state, publishes per-site
+snapshots and per-scope partial sums, and checkpoints each partition's state with the
+input offsets it covers (then, and only then, are the offsets committed).
+
+Stage 2 (``Aggregation``) owns partitions of the partial-sums topic, i.e. a share of the
+scopes: it sums the latest partial of every source partition, publishes the scopes'
+snapshots and exports them to Prometheus.
+
+Both talk to Kafka through small ports (``Sink``, ``Store``), so tests can use fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+import zlib
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+from pydantic import ValidationError
+
+from charter_contracts import DeadLetter, RejectReason, Site
+from charter_indicators.decoding import UndecodableError, decode_event
+from charter_indicators.domain.aggregate import Aggregator
+from charter_indicators.domain.events import Outcome
+from charter_indicators.domain.partition import (
+    CALLS,
+    CASES,
+    COUNTERS,
+    FlushResult,
+    IndicatorConfig,
+    PartitionState,
+    ScopeKey,
+)
+from charter_indicators.domain.schedule import compile_site
+from charter_indicators.domain.snapshots import SnapshotValue
+from charter_indicators.encoding import (
+    SnapshotEncoder,
+    decode_internal,
+    encode_partial,
+    encode_progress,
+    latest_key,
+    partial_key,
+    progress_key,
+    scope_key,
+    snapshot_key,
+)
+from charter_indicators.kafka_io import Checkpoint
+from charter_indicators.metrics import IndicatorMetrics
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """Where outputs go: queued, then acknowledged all at once by ``flush``."""
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def partitions(self, topic: str) -> list[int]: ...
+
+
+class Store(Protocol):
+    """Partition checkpoints."""
+
+    async def load(self, partition: int) -> Checkpoint | None: ...
+
+    async def save(self, partition: int, generation: int, document: bytes) -> None: ...
+
+
+#: Reads the whole registry partition: (records, end offset).
+SitesReader = Callable[[int], Awaitable[tuple[list[Any], int]]]
+#: The end offset of a topic-partition as last seen by the consumer (None: not known yet).
+Highwater = Callable[[str, int], int | None]
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The topics indicators reads and writes (under the environment's prefix)."""
+
+    counters: str
+    calls: str
+    cases: str
+    sites: str
+    dead_letter: str
+    indicators: str
+    latest: str
+    partials: str
+    state: str
+
+    @property
+    def canonical(self) -> tuple[str, str, str]:
+        return (self.counters, self.calls, self.cases)
+
+    def stream(self, topic: str) -> str:
+        """The partition state's name of the stream a canonical topic carries."""
+        return {self.counters: COUNTERS, self.calls: CALLS, self.cases: CASES}[topic]
+
+
+def scope_partition(scope: ScopeKey, partitions: int) -> int:
+    """Partition of the partial-sums topic that aggregates ``scope`` (stable across processes)."""
+    return zlib.crc32(scope_key(scope[0], scope[1]).encode()) % partitions
+
+
+class SiteStreams:
+    """Stage 1: per-partition state of the site-keyed topics this instance owns."""
+
+    def __init__(
+        self,
+        config: IndicatorConfig,
+        topics: Topics,
+        sink: Sink,
+        store: Store,
+        read_sites: SitesReader,
+        metrics: IndicatorMetrics,
+        highwater: Highwater,
+        *,
+        idle_seconds: float,
+        site_snapshot_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.topics = topics
+        self.sink = sink
+        self.store = store
+        self.read_sites = read_sites
+        self.metrics = metrics
+        self.highwater = highwater
+        self.idle_seconds = idle_seconds
+        self.site_snapshot_seconds = site_snapshot_seconds
+        self.clock = clock
+        self.partitions: dict[int, PartitionState] = {}
+        self.offsets: dict[int, dict[str, int]] = {}
+        self.generations: dict[int, int] = {}
+        self.last_event: dict[tuple[int, str], float] = {}
+        self.lock = asyncio.Lock()
+        self.saving = asyncio.Lock()
+        self.encoder = SnapshotEncoder()
+        self.writer = uuid.uuid4().hex[:8]
+        self._sites_published_at = -float("inf")
+
+    # -- assignment -------------------------------------------------------------------
+
+    async def assign(self, partitions: Iterable[int]) -> dict[tuple[str, int], int | None]:
+        """Restore each partition (registry, then checkpoint); returns where to seek (None: beginning)."""
+        seeks: dict[tuple[str, int], int | None] = {}
+        async with self.lock:
+            for p in sorted(set(partitions) - set(self.partitions)):
+                state = PartitionState(p, self.config)
+                records, sites_end = await self.read_sites(p)
+                for record in records:
+                    self._registry(state, record)
+                checkpoint = await self.store.load(p)
+                offsets: dict[str, int] = {}
+                if checkpoint is not None:
+                    state.load(checkpoint.document["state"])
+                    offsets = {str(k): int(v) for k, v in checkpoint.document["offsets"].items()}
+                    self.generations[p] = checkpoint.generation
+                offsets[self.topics.sites] = sites_end
+                for topic in self.topics.canonical:
+                    seeks[(topic, p)] = offsets.get(topic)
+                seeks[(self.topics.sites, p)] = sites_end
+                self.partitions[p] = state
+                self.offsets[p] = offsets
+                for topic in self.topics.canonical:
+                    self.last_event[(p, topic)] = self.clock()
+                log.info(
+                    "partition %s: %d sites, %s, watermark %s",
+                    p,
+                    len(state.sites),
+                    f"checkpoint {checkpoint.generation}" if checkpoint else "no checkpoint",
+                    state.watermark,
+                )
+        return seeks
+
+    def start_at(self, topic: str, partition: int, offset: int) -> None:
+        """The consumer starts reading a topic-partition at ``offset`` (records before it are not ours)."""
+        offsets = self.offsets.get(partition)
+        if offsets is not None and offsets.get(topic, -1) < offset:
+            offsets[topic] = offset
+
+    async def revoke(self, partitions: Iterable[int]) -> dict[tuple[str, int], int]:
+        """Checkpoint and drop partitions handed to another instance; returns the offsets to commit."""
+        gone = set(partitions) & set(self.partitions)
+        if not gone:
+            return {}
+        commits = await self.checkpoint(gone)
+        async with self.lock:
+            for p in gone:
+                self.partitions.pop(p, None)
+                self.offsets.pop(p, None)
+                for topic in self.topics.canonical:
+                    self.last_event.pop((p, topic), None)
+        return commits
+
+    # -- records ----------------------------------------------------------------------
+
+    async def handle(self, records: Sequence[Any]) -> None:
+        """Apply a batch of records: registry updates first, then events (late and unknown ones reported)."""
+        async with self.lock:
+            counted: Counter[str] = Counter()
+            late: Counter[tuple[str, str]] = Counter()
+            rejected: Counter[str] = Counter()
+            now = self.clock()
+            sites_topic = self.topics.sites
+            for record in records:
+                if record.topic == sites_topic:
+                    p = record.partition
+                    owner = self.partitions.get(p)
+                    if owner is None or record.offset < self.offsets[p].get(sites_topic, 0):
+                        continue
+                    self._registry(owner, record)
+                    self.offsets[p][sites_topic] = record.offset + 1
+            slot: tuple[str, int] | None = None
+            state: PartitionState | None = None
+            offsets: dict[str, int] = {}
+            first = 0
+            for record in records:  # records of one topic-partition come together: look it up once
+                topic = record.topic
+                if (topic, record.partition) != slot:
+                    slot = (topic, record.partition)
+                    state = None if topic == sites_topic else self.partitions.get(record.partition)
+                    if state is not None:
+                        offsets = self.offsets[record.partition]
+                        first = offsets.get(topic, 0)
+                        self.last_event[slot[::-1]] = now
+                if state is None or record.offset < first:
+                    continue
+                offsets[topic] = record.offset + 1
+                try:
+                    event = decode_event(record.value or b"")
+                except UndecodableError as exc:
+                    rejected["schema"] += 1
+                    await self._dead_letter(record, RejectReason.SCHEMA, str(exc), None)
+                    continue
+                outcome = state.apply(event)
+                if outcome is Outcome.ACCEPTED:
+                    counted[event.type] += 1
+                    continue
+                rejected[outcome.value] += 1
+                if outcome is Outcome.LATE:
+                    late[(event.network, event.type)] += 1
+                    await self._dead_letter(
+                        record,
+                        RejectReason.LATE,
+                        f"occurred_at is before the watermark {_iso(state.watermark)} "
+                        f"(grace {self.config.grace:g} s): not counted",
+                        event.network,
+                    )
+                elif outcome is Outcome.UNKNOWN_SITE:
+                    site = state.sites.get(event.site_id)
+                    detail = (
+                        f"site_id: {event.site_id!r} belongs to network {site.info.network!r} in the site registry"
+                        if site is not None
+                        else f"site_id: {event.site_id!r} is not in the site registry (charter.sites)"
+                    )
+                    await self._dead_letter(record, RejectReason.UNKNOWN_SITE, detail, event.network)
+            self._progress(now)
+            self.metrics.count(counted, late, rejected)
+
+    def _progress(self, now: float) -> None:
+        """Advance each partition's watermark from where each of its streams stands."""
+        for p, state in self.partitions.items():
+            offsets = self.offsets[p]
+            behind = []
+            clock = {}
+            for topic in self.topics.canonical:
+                end = self.highwater(topic, p)
+                stream = self.topics.stream(topic)
+                if end is None or offsets.get(topic, 0) < end:
+                    behind.append(stream)
+                elif self.idle_seconds and now - self.last_event.get((p, topic), now) >= self.idle_seconds:
+                    clock[stream] = now  # read up to date and silent: its time is now
+            state.progress(behind, clock)
+
+    def _registry(self, state: PartitionState, record: Any) -> None:
+        if record.value is None:
+            state.unregister((record.key or b"").decode())
+            return
+        try:
+            site = Site.model_validate_json(record.value)
+        except ValidationError as exc:
+            log.warning("ignoring invalid registry record %s@%s: %s", record.partition, record.offset, exc)
+            return
+        state.register(compile_site(site))
+
+    async def _dead_letter(self, record: Any, reason: RejectReason, detail: str, network: str | None) -> None:
+        payload, encoding = DeadLetter.encode_payload(record.value or b"")
+        letter = DeadLetter(
+            reason=reason,
+            detail=detail[:2000],
+            network=network,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            payload=payload,
+            payload_encoding=encoding,
+            rejected_at=datetime.now(UTC),
+        )
+        await self.sink.send(self.topics.dead_letter, record.key, letter.model_dump_json().encode())
+
+    # -- time -------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Let time pass on idle partitions, bring figures up to date, publish, wait for the acks."""
+        now = self.clock()
+        async with self.lock:
+            self._progress(now)
+            publish_sites = now - self._sites_published_at >= self.site_snapshot_seconds
+            for p, state in sorted(self.partitions.items()):
+                await self._publish(p, state.flush(site_snapshots=publish_sites))
+            if publish_sites:
+                self._sites_published_at = now
+            as_of = [s.as_of for s in self.partitions.values() if s.as_of is not None]
+            if as_of:
+                self.metrics.watermark.set(min(as_of))
+        await self.sink.flush()
+
+    async def _publish(self, p: int, result: FlushResult) -> None:
+        for snapshot in result.snapshots:
+            await self._snapshot(snapshot)
+        if not result.advanced:
+            return
+        partitions = await self.sink.partitions(self.topics.partials)
+        for scope, payload in result.partials.items():
+            q = partitions[scope_partition(scope, len(partitions))]
+            await self.sink.send(self.topics.partials, partial_key(p, scope), encode_partial(p, scope, payload), q)
+        assert result.as_of is not None
+        for q in partitions:
+            await self.sink.send(self.topics.partials, progress_key(p), encode_progress(p, result.as_of), q)
+
+    async def _snapshot(self, snapshot: SnapshotValue) -> None:
+        value = self.encoder.encode(snapshot)
+        await self.sink.send(self.topics.indicators, snapshot_key(snapshot), value)
+        await self.sink.send(self.topics.latest, latest_key(snapshot), value)
+
+    async def checkpoint(self, partitions: Iterable[int] | None = None) -> dict[tuple[str, int], int]:
+        """Save the state of partitions with the offsets it covers; returns those offsets, to commit.
+
+        The state is captured under the lock (consistent with its offsets); everything
+        published before it, dead letters included, is acknowledged before the checkpoint
+        is written, so a restart never skips an output.
+        """
+        async with self.saving:
+            async with self.lock:
+                chosen = sorted(set(self.partitions if partitions is None else partitions) & set(self.partitions))
+                documents: dict[int, bytes] = {}
+                commits: dict[tuple[str, int], int] = {}
+                for p in chosen:
+                    offsets = dict(self.offsets[p])
+                    state = {"state": self.partitions[p].dump(), "offsets": offsets, "writer": self.writer}
+                    documents[p] = orjson.dumps(state, option=orjson.OPT_NON_STR_KEYS)
+                    commits.update({(topic, p): offset for topic, offset in offsets.items()})
+            await self.sink.flush()
+            for p, document in documents.items():
+                generation = self.generations.get(p, 0) + 1
+                await self.store.save(p, generation, document)
+                self.generations[p] = generation
+            return commits
+
+
+class Aggregation:
+    """Stage 2: the scopes of the partial-sums partitions this instance owns."""
+
+    def __init__(self, topics: Topics, sink: Sink, metrics: IndicatorMetrics) -> None:
+        self.topics = topics
+        self.sink = sink
+        self.metrics = metrics
+        self.aggregators: dict[int, Aggregator] = {}
+        self.catching_up: dict[int, int] = {}
+        self.encoder = SnapshotEncoder()
+        self.lock = asyncio.Lock()
+
+    async def assign(self, ends: dict[int, int]) -> None:
+        """Start owning partitions; they are read from the beginning up to ``ends`` before publishing."""
+        sources = len(await self.sink.partitions(self.topics.calls))
+        async with self.lock:
+            for q, end in ends.items():
+                self.aggregators[q] = Aggregator(sources)
+                if end > 0:
+                    self.catching_up[q] = end
+                else:
+                    self.catching_up.pop(q, None)
+
+    async def revoke(self, partitions: Iterable[int]) -> None:
+        async with self.lock:
+            for q in partitions:
+                aggregator = self.aggregators.pop(q, None)
+                self.catching_up.pop(q, None)
+                if aggregator is not None:
+                    self.metrics.forget(list(aggregator.scopes))
+
+    async def handle(self, records: Sequence[Any]) -> None:
+        async with self.lock:
+            for record in records:
+                q = record.partition
+                aggregator = self.aggregators.get(q)
+                if aggregator is None:
+                    continue
+                if record.value is not None:
+                    data = decode_internal(record.value)
+                    if "parts" in data:
+                        aggregator.update((data["network"], data["department"]), int(data["source"]), data["parts"])
+                    else:
+                        aggregator.update_progress(int(data["source"]), float(data["as_of"]))
+                end = self.catching_up.get(q)
+                if end is not None and record.offset + 1 >= end:
+                    del self.catching_up[q]
+
+    async def tick(self) -> None:
+        """Publish the scopes that changed (of the partitions read up to date) and export them."""
+        async with self.lock:
+            for q, aggregator in sorted(self.aggregators.items()):
+                if q in self.catching_up:
+                    continue
+                snapshots = aggregator.snapshots()
+                for snapshot in snapshots:
+                    value = self.encoder.encode(snapshot)
+                    await self.sink.send(self.topics.indicators, snapshot_key(snapshot), value)
+                    await self.sink.send(self.topics.latest, latest_key(snapshot), value)
+                self.metrics.observe(snapshots)
+        await self.sink.flush()
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat() if t != -float("inf") else "-inf"

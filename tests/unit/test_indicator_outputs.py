@@ -1,0 +1,127 @@
+"""The read API over the latest snapshots, and the Prometheus series of the aggregated scopes."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, generate_latest
+
+from charter_contracts import IndicatorSnapshot
+from charter_indicators.api import indicators_router
+from charter_indicators.domain.snapshots import SnapshotValue
+from charter_indicators.encoding import SnapshotEncoder, latest_key
+from charter_indicators.metrics import IndicatorMetrics
+from charter_indicators.readmodel import LatestSnapshots
+from tests.support.kafka import metric_value
+
+AS_OF = 1709546400.0
+
+
+def value(
+    indicator: str, network: str | None, department: str | None, site: str | None, window: str, **kw: float
+) -> SnapshotValue:
+    details: dict[str, float | None] = {k: v for k, v in kw.items() if k not in ("num", "den")}
+    return SnapshotValue(
+        indicator, network, department, site, window, None, kw.get("num", 1.0), kw.get("den", 2.0), AS_OF, details
+    )
+
+
+SNAPSHOTS = [
+    value("pickup_rate", "caf", None, None, "1h"),
+    value("pickup_rate", "caf", "75", None, "1h"),
+    value("pickup_rate", "caf", "75", "caf-1", "1h"),
+    value("pickup_rate", "caf", "75", "caf-1", "15m"),
+    value("pickup_rate", None, "75", None, "1h"),
+    value("pickup_rate", None, None, None, "1h"),
+    value("opening_rate", "caf", "75", "caf-1", "live", stale=1.0, last_status_at=1709500000.0),
+    value("opening_rate", "caf", "75", "caf-2", "live", stale=0.0),
+    value("deadline_compliance", "cpam", "13", None, "7d"),
+]
+
+
+def client() -> httpx.AsyncClient:
+    model = LatestSnapshots()
+    encoder = SnapshotEncoder()
+    for snapshot in SNAPSHOTS:
+        model.put(latest_key(snapshot), encoder.encode(snapshot))
+    model.put(latest_key(SNAPSHOTS[-1]), None)  # a tombstone removes it
+    model.caught_up = True
+    app = FastAPI()
+    app.include_router(indicators_router(model))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://indicators")
+
+
+def scopes(response: list[dict[str, object]]) -> set[tuple[str, str]]:
+    out: set[tuple[str, str]] = set()
+    for item in response:
+        snapshot = IndicatorSnapshot.model_validate(item)
+        out.add((snapshot.scope.key, snapshot.window))
+    return out
+
+
+async def test_the_read_api_filters_on_indicator_scope_and_window() -> None:
+    async with client() as http:
+        await check_filters(http)
+
+
+async def check_filters(http: httpx.AsyncClient) -> None:
+    got = await http.get("/v1/indicators", params={"indicator": "pickup_rate", "network": "caf", "window": "1h"})
+    assert got.status_code == 200
+    assert got.headers["x-charter-complete"] == "true"
+    assert scopes(got.json()) == {("caf/*/*", "1h"), ("caf/75/*", "1h"), ("caf/75/caf-1", "1h")}
+    network_level = (await http.get("/v1/indicators", params={"network": "caf", "department": "*", "site": "*"})).json()
+    assert scopes(network_level) == {("caf/*/*", "1h")}
+    department = (await http.get("/v1/indicators", params={"network": "*", "department": "75", "site": "*"})).json()
+    assert scopes(department) == {("*/75/*", "1h")}
+    national = (await http.get("/v1/indicators", params={"network": "*", "department": "*", "site": "*"})).json()
+    assert scopes(national) == {("*/*/*", "1h")}
+    one_site = (await http.get("/v1/indicators", params={"site": "caf-1", "indicator": "pickup_rate"})).json()
+    assert scopes(one_site) == {("caf/75/caf-1", "1h"), ("caf/75/caf-1", "15m")}
+    assert (await http.get("/v1/indicators", params={"indicator": "deadline_compliance"})).json() == []
+    assert len((await http.get("/v1/indicators", params={"limit": 2})).json()) == 2
+    assert (await http.get("/v1/indicators", params={"window": "fortnight"})).status_code == 422
+    stale = (await http.get("/v1/sites/stale", params={"network": "caf"})).json()
+    assert [(s["site_id"], s["last_status_at"]) for s in stale] == [("caf-1", 1709500000.0)]
+
+
+def test_only_aggregated_scopes_are_exported_and_a_handed_over_scope_disappears() -> None:
+    registry = CollectorRegistry()
+    metrics = IndicatorMetrics(registry)
+    metrics.observe(
+        [
+            value("pickup_rate", "caf", None, None, "1h", num=72, den=90, raw_rate=0.72, wait_p90_seconds=95.0),
+            value("pickup_rate", "caf", "75", None, "1h", num=72, den=90),
+            value("pickup_rate", "caf", "75", "caf-1", "1h", num=72, den=90),  # site level: never a series
+            value("opening_rate", None, None, None, "live", num=3, den=4, sites_stale=1),
+            value(
+                "deadline_compliance",
+                "caf",
+                None,
+                None,
+                "7d",
+                num=8,
+                den=10,
+                **{"processing_median_seconds.rsa": 3.5e5},
+            ),
+        ]
+    )
+    text = generate_latest(registry).decode()
+    network = {"network": "caf", "department": "", "window": "1h"}
+    assert metric_value(text, "charter_pickup_rate_ratio", network) == 0.8
+    assert metric_value(text, "charter_pickup_raw_rate_ratio", network) == 0.72
+    assert metric_value(text, "charter_call_wait_p90_seconds", network) == 95.0
+    assert metric_value(text, "charter_calls_offered", {"network": "caf", "department": "75", "window": "1h"}) == 90
+    assert metric_value(text, "charter_pickup_rate_ratio", {"department": "75"}) is None  # ratios: network, nation
+    assert "caf-1" not in text
+    assert metric_value(text, "charter_sites_open", {"network": "", "department": ""}) == 3
+    assert metric_value(text, "charter_sites_stale", {"network": "", "department": ""}) == 1
+    assert metric_value(text, "charter_opening_rate_ratio", {"network": "", "window": "live"}) == 0.75
+    median = {"network": "caf", "procedure": "rsa", "window": "7d"}
+    assert metric_value(text, "charter_case_processing_median_seconds", median) == 3.5e5
+    metrics.observe([value("pickup_rate", "caf", None, None, "1h", num=0, den=0)])  # no call: no ratio
+    assert metric_value(generate_latest(registry).decode(), "charter_pickup_rate_ratio", network) is None
+    metrics.forget([("caf", "75"), ("caf", None)])
+    text = generate_latest(registry).decode()
+    assert metric_value(text, "charter_calls_offered", {"network": "caf"}) is None
+    assert metric_value(text, "charter_case_processing_median_seconds", median) is None
+    assert metric_value(text, "charter_sites_open", {"network": "", "department": ""}) == 3
