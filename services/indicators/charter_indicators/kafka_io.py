@@ -91,14 +91,19 @@ class BulkProducer:
                 await self.partitions(topic)
             partition = self.partition_for(topic, key or b"")
         slot = (topic, partition)
-        batch = self._batches.get(slot)
-        if batch is None:
-            batch = self._batches[slot] = self._producer.create_batch()
-        if batch.append(key=key, value=value, timestamp=None) is None:
-            await self._ship(slot, batch)
-            batch = self._batches[slot] = self._producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:
+        while True:
+            batch = self._batches.get(slot)
+            fresh = batch is None
+            if batch is None:
+                batch = self._batches[slot] = self._producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is not None:
+                break
+            if fresh:
                 raise ValueError(f"record of {len(value or b'')} bytes does not fit in a batch for {topic}")
+            # a full batch leaves the queue before the await: another task sending meanwhile (the clock's
+            # flush, a dead letter) must start a new batch, never ship this one a second time
+            del self._batches[slot]
+            await self._ship(slot, batch)
         self.records += 1
 
     async def _ship(self, slot: tuple[str, int], batch: Any) -> None:
