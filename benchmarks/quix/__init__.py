@@ -1,0 +1,1 @@
+"""The Quix Streams peer baseline (runs in .venv-quix)."""
