@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import orjson
 
 from benchmarks.harness import Service, fresh_names, have_py_spy, metric_sum, metrics, service_env
 from benchmarks.workload import Workload, create_topics, produce
@@ -133,15 +134,19 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def latency(bootstrap: str, work: Path, *, sites: int, seconds: float, rate: int = 1000) -> Latency:
-    """Publish ``rate`` calls a second, event time running a minute per second (so that a minute closes
-    every second), grace 0; per closed minute A: publish of the first event at or after A (it completes
-    A) -> the first national snapshot as of A on charter.indicators, and -> /metrics showing every call
-    before A in the national ``charter_calls_offered{window="today"}``."""
-    return asyncio.run(_latency(bootstrap, work, sites=sites, seconds=seconds, rate=rate))
+def latency(
+    bootstrap: str, work: Path, *, sites: int, seconds: float, rate: int = 1000, minute_every: float = 5.0
+) -> Latency:
+    """Publish ``rate`` calls a second, event time running a minute every ``minute_every`` seconds (so that
+    minutes close often enough to sample), grace 0; per closed minute A: publish of the first event at or
+    after A (it completes A) -> the first national snapshot as of A on charter.indicators, and -> /metrics
+    showing every call before A in the national ``charter_calls_offered{window="today"}``."""
+    return asyncio.run(_latency(bootstrap, work, sites=sites, seconds=seconds, rate=rate, minute_every=minute_every))
 
 
-async def _latency(bootstrap: str, work: Path, *, sites: int, seconds: float, rate: int) -> Latency:
+async def _latency(
+    bootstrap: str, work: Path, *, sites: int, seconds: float, rate: int, minute_every: float
+) -> Latency:
     from datetime import UTC, datetime, timedelta  # noqa: PLC0415
 
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: PLC0415
@@ -162,7 +167,6 @@ async def _latency(bootstrap: str, work: Path, *, sites: int, seconds: float, ra
     # department), an hour at most: behind the wall clock, within one local day everywhere
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     start = datetime(yesterday.year, yesterday.month, yesterday.day, 7, tzinfo=UTC).timestamp()
-    minutes = int(seconds)
     published: dict[float, float] = {}  # minute A -> wall time its first event was sent
     before: dict[float, int] = {}  # minute A -> calls before A
     seen_topic: dict[float, float] = {}
@@ -186,8 +190,6 @@ async def _latency(bootstrap: str, work: Path, *, sites: int, seconds: float, ra
                 for record in records:
                     if record.key != national:
                         continue
-                    import orjson  # noqa: PLC0415
-
                     data = orjson.loads(record.value)
                     if data.get("indicator") != "pickup_rate" or data.get("window") != "today":
                         continue
@@ -203,8 +205,10 @@ async def _latency(bootstrap: str, work: Path, *, sites: int, seconds: float, ra
                 now = time.perf_counter()
                 value = None
                 for line in text.splitlines():
-                    if line.startswith("charter_calls_offered{") and 'department=""' in line and (
-                        'network=""' in line and 'window="today"' in line
+                    if (
+                        line.startswith("charter_calls_offered{")
+                        and 'department=""' in line
+                        and ('network=""' in line and 'window="today"' in line)
                     ):
                         value = float(line.rsplit(" ", 1)[1])
                 if value is not None:
@@ -219,8 +223,8 @@ async def _latency(bootstrap: str, work: Path, *, sites: int, seconds: float, ra
         sent = 0
         began = time.perf_counter()
         per_tick = max(1, rate // 50)
-        total = minutes * rate
-        step = 60.0 / rate
+        total = int(seconds * rate)
+        step = 60.0 / minute_every / rate
         while sent < total:
             due = began + sent / rate
             pause = due - time.perf_counter()
@@ -229,10 +233,9 @@ async def _latency(bootstrap: str, work: Path, *, sites: int, seconds: float, ra
             for _ in range(per_tick):
                 at = start + sent * step
                 minute = at // 60 * 60
-                if at == minute or (minute not in published and sent and at > minute):
-                    if minute not in published and sent:
-                        published[minute] = time.perf_counter()
-                        before[minute] = sent
+                if sent and minute not in published:  # the first event of minute A completes A
+                    published[minute] = time.perf_counter()
+                    before[minute] = sent
                 site = sent * 7919 % sites
                 key = f"bench-{site}".encode()
                 value = _answered_call(sent, NETWORKS[site % len(NETWORKS)], key.decode(), at, _iso)
@@ -241,7 +244,7 @@ async def _latency(bootstrap: str, work: Path, *, sites: int, seconds: float, ra
                 sent += 1
         await producer.flush()
         deadline = time.perf_counter() + 15
-        while time.perf_counter() < deadline and (
+        while time.perf_counter() < deadline and (  # noqa: ASYNC110 - polls two watchers' progress
             len(seen_topic) < len(published) - 2 or len(seen_metrics) < len(published) - 2
         ):
             await asyncio.sleep(0.2)
@@ -260,8 +263,9 @@ async def _latency(bootstrap: str, work: Path, *, sites: int, seconds: float, ra
 
 
 def _answered_call(index: int, network: str, site_id: str, at: float, iso: object) -> bytes:
-    import orjson  # noqa: PLC0415
     from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    import orjson  # noqa: PLC0415
 
     moment = datetime.fromtimestamp(at, UTC)
     answered = moment + timedelta(seconds=20)
@@ -363,45 +367,52 @@ class StateMemory:
         return (self.bytes_total - self.bytes_registry) / self.sites
 
 
-def state_memory(sites: int, events: int) -> StateMemory:
-    """The domain state of one partition holding ``sites`` sites after ``events`` events (tracemalloc),
-    flushed every minute of event time as the service does, so it is the steady state (last hour of
-    minutes, eight local days, the scopes' marks)."""
+def deep_size(root: object, exclude: tuple[object, ...] = ()) -> int:
+    """Bytes of every object reachable from ``root`` (each counted once), modules, types and code left out."""
     import gc  # noqa: PLC0415
-    import tracemalloc  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import types  # noqa: PLC0415
 
-    from charter_indicators import decoding  # noqa: PLC0415
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.CodeType, types.MethodType)
+    seen = {id(item) for item in exclude}
+    total = 0
+    stack = [root]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, skip):
+            continue
+        seen.add(id(item))
+        total += sys.getsizeof(item)
+        stack.extend(gc.get_referents(item))
+    return total
+
+
+def state_memory(sites: int, events: int, flush_every: int = 5) -> StateMemory:
+    """The domain state of one partition holding ``sites`` sites after ``events`` events (every object
+    reachable from it), flushed every ``flush_every`` minutes of event time as the service would in a
+    replay, so that it is the steady state: the last hour of minutes, eight local days, the scopes' marks."""
     from charter_indicators.decoding import decode_event  # noqa: PLC0415
     from charter_indicators.domain.partition import IndicatorConfig, PartitionState  # noqa: PLC0415
     from charter_indicators.domain.schedule import compile_site  # noqa: PLC0415
     from charter_indicators.procedures import load_rules  # noqa: PLC0415
 
-    workload = Workload(sites=sites, events=events)
-    registry = workload.site_records()
+    workload = Workload(sites=sites, events=events, per_minute=max(1, 2_000 * sites // 10_000))  # national density
     config = IndicatorConfig(rules=load_rules("deploy/config/procedures.yaml"))
-    gc.collect()
-    tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
     state = PartitionState(0, config)
-    for site in registry:
+    for site in workload.site_records():
         state.register(compile_site(site))
     state.flush()
-    gc.collect()
-    registered = tracemalloc.get_traced_memory()[0] - base
+    shared = (config,)  # the settings, not per-site state
+    registered = deep_size(state, shared)
     minute = None
     for _, _, value in workload.records():
         event = decode_event(value)
         state.apply(event)
-        m = event.t // 60
+        m = event.t // (60 * flush_every)
         if m != minute:
             minute = m
             state.progress()
             state.flush(site_snapshots=False)
     state.progress()
     state.flush(site_snapshots=False)
-    decoding._minutes.clear()  # a cache of instants' text, not state
-    gc.collect()
-    used = tracemalloc.get_traced_memory()[0] - base
-    tracemalloc.stop()
-    del state
-    return StateMemory(sites, events, used, registered)
+    return StateMemory(sites, events, deep_size(state, shared), registered)

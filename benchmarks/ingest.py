@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from benchmarks.harness import Service, fresh_names, metric_sum, metrics, service_env
+from benchmarks.harness import Service, fresh_names, metric_sum, service_env
 from benchmarks.workload import NETWORKS, Workload
 from charter_contracts.topics import TopicNames
 from charter_ingest import tokens
@@ -103,8 +103,22 @@ def over_https(bootstrap: str, work: Path, events: int, *, batch: int = 1000, cl
     cert, key = work / "cert.pem", work / "key.pem"
     if not cert.exists():
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-             "-keyout", str(key), "-out", str(cert)],
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
             check=True,
             capture_output=True,
         )
@@ -126,7 +140,11 @@ def over_https(bootstrap: str, work: Path, events: int, *, batch: int = 1000, cl
     if chunk:
         bodies.append(b"\n".join(chunk))
     service = _service(
-        bootstrap, names, work, CHARTER_INGEST_TLS_CERTFILE=cert, CHARTER_INGEST_TLS_KEYFILE=key,
+        bootstrap,
+        names,
+        work,
+        CHARTER_INGEST_TLS_CERTFILE=cert,
+        CHARTER_INGEST_TLS_KEYFILE=key,
         CHARTER_INGEST_TOKENS_FILE=token_path,
     )
     service.scheme = "https"

@@ -158,12 +158,12 @@ async def produce(bootstrap: str, names: TopicNames, workload: Workload, partiti
             if batch is None:
                 batch = batches[(topic, partition)] = producer.create_batch()
             if batch.append(key=key, value=value, timestamp=None) is None:  # type: ignore[attr-defined]
-                futures.append(await producer.send_batch(batch, topic, partition=partition))  # type: ignore[arg-type]
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = batches[(topic, partition)] = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)  # type: ignore[attr-defined]
+                batch.append(key=key, value=value, timestamp=None)
             count += 1
         for (topic, partition), batch in batches.items():
-            futures.append(await producer.send_batch(batch, topic, partition=partition))  # type: ignore[arg-type]
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

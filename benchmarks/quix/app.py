@@ -53,7 +53,8 @@ def case_counts(case: dict[str, Any]) -> dict[str, Any]:
     return {"network": case["network"], "completed": 1, "within": 1 if took <= days * DAY_MS else 0}
 
 
-_clock: dict[str, float] = {"events": 0}
+_clock: dict[str, float] = {"events": 0, "expected": 0}
+_apps: list[Application] = []
 
 
 def _tick(value: dict[str, Any]) -> None:
@@ -61,6 +62,8 @@ def _tick(value: dict[str, Any]) -> None:
     _clock.setdefault("first", now)
     _clock["last"] = now
     _clock["events"] += 1
+    if _clock["events"] >= _clock["expected"]:
+        _apps[0].stop()  # run(count=...) counts outputs, not events read
 
 
 def main() -> None:
@@ -102,7 +105,9 @@ def main() -> None:
         completed=Sum("completed"), within=Sum("within")
     ).final().to_topic(output)
 
-    app.run(count=expected, timeout=600)
+    _apps.append(app)
+    _clock["expected"] = expected
+    app.run(timeout=30)  # or stopped by _tick once every expected event is read
     seconds = _clock.get("last", 0.0) - _clock.get("first", 0.0)
     print(json.dumps({"events": int(_clock["events"]), "seconds": seconds}), flush=True)
 

@@ -1,1 +1,0 @@
-"""The Quix Streams peer baseline (runs in .venv-quix)."""
