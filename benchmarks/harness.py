@@ -154,7 +154,13 @@ def metric_sum(text: str, name: str) -> float | None:
 
 
 def metrics(client: httpx.Client, url: str) -> str:
-    return client.get(f"{url}/metrics", timeout=10).text
+    """The /metrics page; a service busy for a while (a long flush on a loaded machine) is waited for."""
+    for _ in range(5):
+        try:
+            return client.get(f"{url}/metrics", timeout=30).text
+        except httpx.TimeoutException:
+            continue
+    return client.get(f"{url}/metrics", timeout=60).text
 
 
 def have_py_spy() -> str | None:
