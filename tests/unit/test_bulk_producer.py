@@ -50,7 +50,7 @@ class FakeProducer:
 async def test_concurrent_senders_ship_each_batch_once_and_every_record() -> None:
     producer = BulkProducer("unused:9092", client_id="test")
     fake = FakeProducer()
-    producer._started = fake  # type: ignore[assignment]
+    producer._started = fake
 
     async def sender(name: str) -> None:
         for i in range(50):
