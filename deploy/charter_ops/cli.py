@@ -560,6 +560,37 @@ def stack(
     raise typer.Exit(run_stack(config))
 
 
+@app.command()
+def oncall(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in a container).")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(envvar="CHARTER_ONCALL_PORT", help="Port Alertmanager's webhooks are sent to.")
+    ] = 9095,
+    log_file: Annotated[Path, typer.Option(help="Where each notification is appended (one JSON per line).")] = Path(
+        "notifications.log"
+    ),
+) -> None:
+    """Receive Alertmanager's webhook notifications and print them: an on-call stand-in for trials
+    (docker compose runs it; `charter stack` runs its own). Ctrl-C stops it."""
+    import threading  # noqa: PLC0415
+
+    from charter_ops.oncall import OnCallSink  # noqa: PLC0415
+
+    sink = OnCallSink(port, log_file, host=host, on_notification=lambda n: typer.echo(n.describe()))
+    try:
+        sink.start()
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"on-call sink on http://{host}:{port}/alertmanager/<receiver>, notifications in {log_file}")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sink.stop()
+
+
 tokens_app = typer.Typer(
     help="Bearer tokens of ingest's HTTPS endpoint (POST /v1/events): one network each, stored hashed.",
     no_args_is_help=True,

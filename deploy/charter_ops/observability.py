@@ -23,6 +23,9 @@ PROMETHEUS_DIR = DEPLOY_DIR / "prometheus"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 RULES_DIR = PROMETHEUS_DIR / "rules"
 ALERTMANAGER_CONFIG = DEPLOY_DIR / "alertmanager" / "alertmanager.yml"
+COMPOSE_ALERTMANAGER_CONFIG = DEPLOY_DIR / "alertmanager" / "compose" / "alertmanager.yml"
+#: Port of the on-call sink (``charter oncall``, and the one ``charter stack`` runs).
+ONCALL_PORT = 9095
 CHARTER_RULES = DEPLOY_DIR / "config" / "charter-rules.yaml"
 SERVICES: dict[str, type[ServiceSettings]] = {
     "ingest": IngestSettings,
@@ -92,12 +95,24 @@ def native_prometheus_config(service_ports: Mapping[str, int], alertmanager_port
 
 
 def write_compose_config(path: Path = PROMETHEUS_CONFIG) -> Path:
-    """Regenerate the checked-in compose config."""
+    """Regenerate the checked-in compose configs (Prometheus, and Alertmanager beside it)."""
     path.write_text(compose_prometheus_config(), encoding="utf-8")
+    COMPOSE_ALERTMANAGER_CONFIG.parent.mkdir(exist_ok=True)
+    COMPOSE_ALERTMANAGER_CONFIG.write_text(compose_alertmanager_config(), encoding="utf-8")
     return path
 
 
-def alertmanager_config_for(receiver_url: str, source: Path = ALERTMANAGER_CONFIG) -> str:
+def compose_alertmanager_config() -> str:
+    """The checked-in Alertmanager config of docker compose: webhooks to the ``oncall`` service."""
+    header = (
+        f"# Alertmanager configuration of the docker compose stack: {ALERTMANAGER_CONFIG.name} with its\n"
+        f"# webhooks sent to the `oncall` service (charter oncall). Generated; a test keeps it in sync:\n"
+        "#   .venv/bin/python -c 'from charter_ops.observability import write_compose_config; write_compose_config()'\n"
+    )
+    return alertmanager_config_for(f"http://oncall:{ONCALL_PORT}", header=header)
+
+
+def alertmanager_config_for(receiver_url: str, source: Path = ALERTMANAGER_CONFIG, header: str | None = None) -> str:
     """The product's Alertmanager config with every webhook sent to ``receiver_url``/alertmanager/<last segment>.
 
     The native stack points the on-call receivers at its own local sink, so that
@@ -107,5 +122,6 @@ def alertmanager_config_for(receiver_url: str, source: Path = ALERTMANAGER_CONFI
     for receiver in config.get("receivers", []):
         for hook in receiver.get("webhook_configs", []):
             hook["url"] = f"{receiver_url}/alertmanager/{hook['url'].rstrip('/').rsplit('/', 1)[-1]}"
-    header = f"# Written by `charter stack` from {source} (webhooks sent to the stack's on-call sink).\n"
+    if header is None:
+        header = f"# Written by `charter stack` from {source} (webhooks sent to the stack's on-call sink).\n"
     return render(config, header)

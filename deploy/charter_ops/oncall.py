@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -42,17 +43,20 @@ class Notification:
 
 @dataclass
 class OnCallSink:
-    """HTTP server on 127.0.0.1 recording Alertmanager webhook POSTs."""
+    """HTTP server recording Alertmanager webhook POSTs (GET /health answers 200)."""
 
     port: int
     log_file: Path
+    host: str = "127.0.0.1"
+    #: Called with each notification as it comes (``charter oncall`` prints them).
+    on_notification: Callable[[Notification], None] | None = None
     received: list[Notification] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> OnCallSink:
         sink = self
@@ -70,10 +74,14 @@ class OnCallSink:
                 self.send_response(200)
                 self.end_headers()
 
+            def do_GET(self) -> None:
+                self.send_response(200 if self.path == "/health" else 404)
+                self.end_headers()
+
             def log_message(self, *args: Any) -> None:  # quiet: the log file says what came
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         threading.Thread(target=self._server.serve_forever, name="on-call sink", daemon=True).start()
         return self
 
@@ -83,6 +91,8 @@ class OnCallSink:
             self.received.append(notification)
             with self.log_file.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"receiver": receiver, **payload}, ensure_ascii=False) + "\n")
+        if self.on_notification is not None:
+            self.on_notification(notification)
 
     def last(self, count: int = 3) -> list[Notification]:
         with self._lock:

@@ -61,6 +61,7 @@ def alerts_process(kafka: str, names: TopicNames, logs: Path, **env: object) -> 
         names,
         CHARTER_ALERTS_HTTP_PORT=port,
         CHARTER_ALERTS_NOTIFY_RETRY_MAX_SECONDS=0.5,
+        CHARTER_ALERTS_LAG_INTERVAL_SECONDS=0.5,
         CHARTER_ALERTS_GRAFANA_URL="https://grafana.example.gouv.fr",
         **env,
     )
@@ -176,6 +177,17 @@ async def test_a_breach_pages_every_receiver_once_and_a_receiver_down_holds_back
             assert [a["alert"]["fingerprint"] for a in listed["alerts"]] == [firing.fingerprint]
             assert (await get_json(f"{alerts.url}/v1/alerts", network="cpam"))["count"] == 0
             assert scrape(alerts, "charter_alerts_firing", {"network": "caf", "rule": "pickup_rate_1h"}) == 1
+            # operators see how far behind the alerts' consumer is, as for every service
+            lag = {"service": "alerts", "topic": names.indicators}
+            await wait_for(
+                lambda: (
+                    metric_value(
+                        httpx.get(f"{alerts.url}/metrics", timeout=5).text, "charter_kafka_consumer_lag_messages", lag
+                    )
+                    == 0
+                ),
+                "the alerts' consumer lag",
+            )
 
             webhook.failing.clear()  # back up: it gets the firing it missed
             await wait_for(lambda: len(webhook.received) == 1, "the webhook's firing")

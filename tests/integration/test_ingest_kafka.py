@@ -192,7 +192,9 @@ async def test_consumer_lag_is_exported_per_topic(
     await produce(kafka, raw, [(b"caf-1", events.encode(events.call(AT, event_id="lag-1")))])
     await consume(kafka, names.canonical(EventKind.CALL_RECORDS), until=lambda r: len(r) >= 1)
     for _ in range(40):
-        sampled = await service.lag.sample()
+        lag = service.parts().lag
+        assert lag is not None
+        sampled = await lag.sample()
         if raw in sampled:
             break
         await asyncio.sleep(0.25)

@@ -214,3 +214,50 @@ def test_a_crash_and_a_replay_from_any_offset_never_page_twice(
     statuses = [e.status for e in clean]
     assert statuses == ["firing", "resolved"] * (len(statuses) // 2) + ["firing"] * (len(statuses) % 2)
     assert [e.episode for e in clean] == [1 + i // 2 for i in range(len(clean))]
+
+
+STALE = """
+version: 1
+thresholds:
+  sites_reporting_live: {indicator: opening_rate, window: live, measure: sites_reporting, threshold: 90%,
+                         min_volume: 5, for: 30m, recovery_margin: 5%, severity: ticket}
+"""
+
+
+def live_opening(minute: float, *, open_now: int, scheduled: int, stale: int | None) -> IndicatorSnapshot:
+    details: dict[str, float | None] = {
+        "sites": 40.0,
+        "sites_stale": 30.0,
+    }  # most sites are closed for the night, hence stale
+    if stale is not None:
+        details["sites_scheduled_stale"] = float(stale)
+    return IndicatorSnapshot.of(
+        "opening_rate",
+        Scope(network="caf", department="75"),
+        "live",
+        open_now,
+        scheduled,
+        as_of=T0 + timedelta(minutes=minute),
+        details=details,
+    )
+
+
+def test_stale_sites_scheduled_open_fire_a_ticket_whatever_the_sites_closed_for_the_night() -> None:
+    book = AlertBook(rules=parse_rules(STALE))
+    # 20 sites scheduled open now, 19 open, one stale: 95 % report, above 90 %
+    assert run(book, [live_opening(m, open_now=19, scheduled=20, stale=1) for m in range(0, 60, 5)]) == []
+    # a feed stops: 4 of the 20 scheduled sites send nothing (80 %) for half an hour
+    events = run(book, [live_opening(60 + m, open_now=16, scheduled=20, stale=4) for m in range(0, 35, 5)])
+    assert [(e.status, e.rule, e.value, e.threshold) for e in events] == [("firing", "sites_reporting_live", 0.8, 0.9)]
+    assert "part des sites prévus ouverts qui envoient leur statut" in events[0].summary_fr
+    assert "share of sites scheduled open that send their status (now) at 80.0 %" in events[0].summary_en
+    # back to 19 of 20 reporting (95 %, the threshold plus the margin): resolved once
+    back = run(book, [live_opening(100 + m, open_now=19, scheduled=20, stale=1) for m in range(0, 20, 5)])
+    assert [e.status for e in back] == ["resolved"]
+
+
+def test_a_live_snapshot_without_the_stale_count_is_not_judged_on_stale_sites() -> None:
+    book = AlertBook(rules=parse_rules(STALE))
+    assert run(book, [live_opening(m, open_now=0, scheduled=20, stale=None) for m in range(0, 120, 5)]) == []
+    assert book.unjudged["volume_unknown"] == 24
+    assert book.current() == []

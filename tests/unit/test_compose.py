@@ -22,7 +22,12 @@ from typer.core import TyperGroup
 from charter_ops.cli import app
 from charter_ops.config_doc import env_rows
 from charter_ops.kafka.local import KAFKA_VERSION
-from charter_ops.observability import PROMETHEUS_CONFIG, SERVICES
+from charter_ops.observability import (
+    COMPOSE_ALERTMANAGER_CONFIG,
+    PROMETHEUS_CONFIG,
+    SERVICES,
+    compose_alertmanager_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -99,7 +104,7 @@ def charter_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_the_services_are_built_from_the_dockerfile_and_run_charter_commands(compose: dict[str, Any]) -> None:
     built = charter_services(compose)
-    assert set(built) == {"ingest", "indicators", "alerts", "simulator"}
+    assert set(built) == {"ingest", "indicators", "alerts", "simulator", "oncall"}
     assert all(s["build"] == "." for s in built.values())
     group = typer.main.get_command(app)
     for name, service in built.items():
@@ -185,7 +190,7 @@ def test_prometheus_scrapes_the_services_where_they_listen_and_alerts_to_alertma
     for pattern in config["rule_files"]:
         local = ROOT / "deploy" / "prometheus" / Path(pattern).relative_to("/etc/prometheus")
         assert list(local.parent.glob(local.name)), f"{pattern} matches no rule file"
-    assert "./deploy/alertmanager:/etc/alertmanager:ro" in stack["alertmanager"]["volumes"]
+    assert "./deploy/alertmanager/compose:/etc/alertmanager:ro" in stack["alertmanager"]["volumes"]
     assert "--config.file=/etc/alertmanager/alertmanager.yml" in stack["alertmanager"]["command"]
     assert (ROOT / "deploy" / "alertmanager" / "alertmanager.yml").exists()
 
@@ -219,3 +224,21 @@ def test_the_alerts_service_notifies_alertmanager_and_reads_a_shipped_rules_file
     assert settings.rules_file.startswith("/app/"), "the image holds the repository under /app"
     assert (ROOT / settings.rules_file.removeprefix("/app/")).is_file()
     assert "COPY deploy deploy" in (ROOT / "Dockerfile").read_text()
+
+
+def test_alertmanager_pages_the_oncall_service_where_it_listens(compose: dict[str, Any]) -> None:
+    stack = services(compose)
+    mount = next(v for v in stack["alertmanager"]["volumes"] if v.endswith(":/etc/alertmanager:ro"))
+    assert ROOT / mount.split(":")[0].removeprefix("./") == COMPOSE_ALERTMANAGER_CONFIG.parent
+    assert COMPOSE_ALERTMANAGER_CONFIG.read_text(encoding="utf-8") == compose_alertmanager_config(), (
+        "regenerate: .venv/bin/python -c 'from charter_ops.observability import write_compose_config; "
+        "write_compose_config()'"
+    )
+    command = stack["oncall"]["command"]
+    port = int(command[command.index("--port") + 1])
+    assert command[command.index("--host") + 1] == "0.0.0.0", "reachable from the alertmanager container"
+    assert port_mapping(stack["oncall"]) == {port: port}
+    config = yaml.safe_load(COMPOSE_ALERTMANAGER_CONFIG.read_text(encoding="utf-8"))
+    urls = [hook["url"] for receiver in config["receivers"] for hook in receiver["webhook_configs"]]
+    assert urls == [f"http://oncall:{port}/alertmanager/page", f"http://oncall:{port}/alertmanager/ticket"]
+    assert stack["alertmanager"]["depends_on"]["oncall"]["condition"] == "service_healthy"

@@ -8,6 +8,7 @@ import pytest
 
 from charter_contracts import Closure
 from charter_indicators.domain.aggregate import Aggregator
+from charter_indicators.domain.calendar import idle_time
 from charter_indicators.domain.events import DomainEvent
 from charter_indicators.domain.partition import IndicatorConfig
 from tests.support.indicators import call, collect, counter, partition, run, ts
@@ -149,7 +150,11 @@ def test_window_volume_is_the_number_of_sites_scheduled_which_alert_rules_read()
 
 def test_live_counts_sites_open_now_among_those_scheduled_and_reports_the_stale_ones() -> None:
     config = IndicatorConfig(stale_after=2 * HOUR)
-    sites = [site(f"caf-{i}") for i in range(4)] + [site("caf-sat", hours=weekly(days=["saturday"]))]
+    saturdays = weekly(days=["saturday"])
+    sites = [site(f"caf-{i}") for i in range(4)] + [
+        site("caf-sat", hours=saturdays),
+        site("caf-quiet", hours=saturdays),
+    ]
     state = partition(*sites, config=config)
     figures = run(
         state,
@@ -165,10 +170,23 @@ def test_live_counts_sites_open_now_among_those_scheduled_and_reports_the_stale_
     live = figures.get("opening_rate", "live", network="caf")
     # as of 12:00: scheduled now caf-0..3; open: caf-1 only (caf-0 stale since 11:00)
     assert (live.numerator, live.denominator) == (1, 4)
-    assert live.details == {"sites": 5, "sites_stale": 2, "sites_open_unscheduled": 1}
+    # stale: caf-0, caf-3 (scheduled now: what the alert rules judge) and caf-quiet (not scheduled today)
+    assert live.details == {"sites": 6, "sites_stale": 3, "sites_scheduled_stale": 2, "sites_open_unscheduled": 1}
     stale = figures.get("opening_rate", "live", network="caf", department="75", site_id="caf-0")
     assert stale.details["stale"] == 1
     assert stale.details["last_status_at"] == ts("2024-03-04T09:00:00+01:00")
     # opening time: caf-0 counts open 9:00-11:00 only, then stale
     morning = figures.get("opening_rate", "today", network="caf", department="75", site_id="caf-0")
     assert morning.numerator == pytest.approx(2 * HOUR)
+
+
+def test_the_idle_clock_lets_time_pass_from_where_a_silent_stream_stands() -> None:
+    now = ts("2024-03-04T14:00:00+01:00")
+    # live: the last call was heard when it happened; 20 minutes of silence later it is 14:00
+    assert idle_time(now - 1200, heard_at=now - 1200, now=now) == now
+    # history published hours behind (a replay at 4x): silence moves it on by the silence only,
+    # so the next events of that history are not late
+    assert idle_time(now - 5 * HOUR, heard_at=now - 30, now=now) == now - 5 * HOUR + 30
+    # never ahead of the wall clock; a stream that never had an event has no time yet
+    assert idle_time(now + 600, heard_at=now - 60, now=now) == now
+    assert idle_time(None, heard_at=now - 60, now=now) is None

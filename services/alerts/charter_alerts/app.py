@@ -328,6 +328,7 @@ class Alerts:
             routers=[alerts_router(self)],
             on_started=[self.on_started],
             on_stopping=[self.on_stopping],
+            lag_interval_seconds=self.settings.lag_interval_seconds,
         )
 
 

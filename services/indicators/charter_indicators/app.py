@@ -291,7 +291,6 @@ class Indicators:
                 if time.monotonic() >= next_checkpoint:
                     await self._commit(await self.sites.checkpoint())
                     next_checkpoint = time.monotonic() + settings.checkpoint_seconds
-                await self._export_lag()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -299,24 +298,6 @@ class Indicators:
                 await asyncio.sleep(1)
                 with contextlib.suppress(Exception):
                     await self._recover()
-
-    async def _export_lag(self) -> None:
-        for subscriber in (self.site_subscriber, self.partials_subscriber):
-            consumer = subscriber.consumer
-            if consumer is None:
-                continue
-            lag: dict[str, int] = {}
-            for tp in consumer.assignment():
-                highwater = consumer.highwater(tp)
-                if highwater is None:
-                    continue
-                try:
-                    position = await asyncio.wait_for(consumer.position(tp), 1.0)
-                except (TimeoutError, KafkaError, AssertionError):
-                    continue
-                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - position)
-            for topic, value in lag.items():
-                self.metrics.lag.labels("indicators", topic).set(value)
 
     async def _started(self) -> None:
         await self._start_producer()
@@ -355,6 +336,7 @@ class Indicators:
             routers=[indicators_router(self.model)],
             on_started=[self._started],
             on_stopping=[self._stopping],
+            lag_interval_seconds=self.settings.lag_interval_seconds,
         )
 
 

@@ -71,12 +71,6 @@ class IndicatorMetrics:
             "Event time (unix seconds) the state of this instance is complete up to.",
             registry=registry,
         )
-        self.lag = Gauge(
-            "charter_kafka_consumer_lag_messages",
-            "Records not yet consumed by the service's consumer group, per topic.",
-            ["service", "topic"],
-            registry=registry,
-        )
         self._series: dict[ScopeKey, set[tuple[Gauge, tuple[str, ...]]]] = {}
 
     def observe(self, snapshots: Iterable[SnapshotValue]) -> None:

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from charter_contracts import DeadLetter, RejectReason, Site
 from charter_indicators.decoding import UndecodableError, decode_event
 from charter_indicators.domain.aggregate import Aggregator
+from charter_indicators.domain.calendar import idle_time
 from charter_indicators.domain.events import Outcome
 from charter_indicators.domain.partition import (
     CALLS,
@@ -279,8 +280,11 @@ class SiteStreams:
                 stream = self.topics.stream(topic)
                 if end is None or offsets.get(topic, 0) < end:
                     behind.append(stream)
-                elif self.idle_seconds and now - self.last_event.get((p, topic), now) >= self.idle_seconds:
-                    clock[stream] = now  # read up to date and silent: its time is now
+                else:
+                    last = self.last_event.get((p, topic), now)
+                    moved = idle_time(state.stream_max.get(stream), last, now)
+                    if self.idle_seconds and now - last >= self.idle_seconds and moved is not None:
+                        clock[stream] = moved
             state.progress(behind, clock)
 
     def _registry(self, state: PartitionState, record: Any) -> None:

@@ -45,7 +45,6 @@ from charter_runtime.kafka import (
     make_broker,
     raw_topics,
 )
-from charter_runtime.lag import ConsumerLag
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
@@ -91,7 +90,6 @@ class Ingest:
         self.settings = settings
         self.registry = registry or CollectorRegistry()
         self.metrics = IngestMetrics(self.registry)
-        self.lag = ConsumerLag("ingest", self.registry, settings.lag_interval_seconds)
         self.limits = settings.limits
         self.broker = make_broker(settings.kafka_bootstrap_servers, client_id="charter-ingest")
         self.names = names = settings.topics
@@ -116,7 +114,7 @@ class Ingest:
         self._changelog_partitions: dict[str, int] = {}
         # One consumer for every raw topic: one member per instance in the group, so an
         # instance joins (and a rebalance settles) in one round rather than one per stream.
-        subscriber = batch_subscriber(
+        batch_subscriber(
             self.broker,
             *(names.raw(network, kind) for network in settings.networks for kind in EventKind),
             group_id=names.group(settings.group_id),
@@ -130,7 +128,6 @@ class Ingest:
             ),
             listener=_Reassigned(self),
         )
-        self.lag.watch(subscriber)
         self.tokens = TokenRegistry(settings.tokens_path)
         self.limiter = RateLimiter(
             settings.rate_limit_events_per_second,
@@ -351,8 +348,7 @@ class Ingest:
                 registry=self.registry,
                 bootstrap_servers=self.settings.kafka_bootstrap_servers,
                 topics=topics_needed,
-                on_started=[self.lag.start],
-                on_stopping=[self.lag.stop],
+                lag_interval_seconds=self.settings.lag_interval_seconds,
             )
             self._parts.routers = [events_router(self.settings, self.intake, self.tokens, self.limiter, self._ready)]
         return self._parts

@@ -75,9 +75,6 @@ class IngestSettings(ServiceSettings):
         default="", description="PEM certificate: serve HTTPS directly (else put a TLS proxy in front)."
     )
     tls_keyfile: str = Field(default="", description="PEM private key of the certificate.")
-    lag_interval_seconds: float = Field(
-        default=15.0, gt=0, description="How often the consumer lag metric is sampled (seconds)."
-    )
 
     @field_validator("networks", mode="before")
     @classmethod

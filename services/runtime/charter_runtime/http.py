@@ -26,6 +26,7 @@ from prometheus_client import (
 )
 
 from charter_runtime.kafka import TopicSpec, ensure_topics, retry_forever
+from charter_runtime.lag import ConsumerLag
 
 log = logging.getLogger(__name__)
 # `_created` series double the series count for no use on our boards.
@@ -48,6 +49,10 @@ class ServiceParts:
     on_started: Sequence[Hook] = ()
     on_stopping: Sequence[Hook] = ()
     version: str = "1.0.0"
+    #: How often the consumer lag of every subscriber of ``broker`` is sampled.
+    lag_interval_seconds: float = 15.0
+    #: Set by ``build_app``: ``charter_kafka_consumer_lag_messages`` of this service.
+    lag: ConsumerLag | None = field(default=None, init=False)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -62,10 +67,14 @@ class ServiceParts:
 
 def build_app(parts: ServiceParts) -> FastAPI:
     """The ASGI app of one service: HTTP endpoints plus the broker's lifecycle."""
+    lag = parts.lag = ConsumerLag(parts.name, parts.registry, parts.lag_interval_seconds)
 
     async def start() -> None:
         await ensure_topics(parts.bootstrap_servers, parts.topics)
         await parts.broker.start()
+        for subscriber in parts.broker.subscribers:
+            lag.watch(subscriber)
+        await lag.start()
         for hook in parts.on_started:
             await hook()
         parts._ready.set()
@@ -80,6 +89,7 @@ def build_app(parts: ServiceParts) -> FastAPI:
             starter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await starter
+            await lag.stop()
             for hook in parts.on_stopping:
                 await hook()
             await parts.broker.stop()

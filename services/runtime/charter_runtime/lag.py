@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from typing import Any, Protocol
+from typing import Any
 
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Gauge
@@ -21,12 +21,6 @@ from prometheus_client import CollectorRegistry, Gauge
 log = logging.getLogger(__name__)
 
 LAG_METRIC = "charter_kafka_consumer_lag_messages"
-
-
-class HasConsumer(Protocol):
-    """A FastStream Kafka subscriber: its aiokafka consumer exists while it runs."""
-
-    consumer: Any
 
 
 class ConsumerLag:
@@ -41,20 +35,20 @@ class ConsumerLag:
             ["service", "topic"],
             registry=registry,
         )
-        self._subscribers: list[HasConsumer] = []
+        self._subscribers: list[object] = []
         self._topics: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
-    def watch(self, subscriber: HasConsumer) -> None:
-        """Report the lag of this subscriber's consumer."""
+    def watch(self, subscriber: object) -> None:
+        """Report the lag of this FastStream Kafka subscriber's consumer (``.consumer``, set while it runs)."""
         self._subscribers.append(subscriber)
 
     async def sample(self) -> dict[str, int]:
         """Measure once and update the gauge; returns topic -> lag (for tests and logs)."""
         lag: dict[str, int] = defaultdict(int)
         for subscriber in self._subscribers:
-            consumer = subscriber.consumer
+            consumer: Any = getattr(subscriber, "consumer", None)
             if consumer is None:
                 continue
             assigned = list(consumer.assignment())

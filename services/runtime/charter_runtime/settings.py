@@ -42,6 +42,9 @@ class ServiceSettings(BaseSettings):
     )
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP endpoints listen on.")
     http_port: int = Field(default=8000, ge=0, le=65535, description="Port of the HTTP endpoints.")
+    lag_interval_seconds: float = Field(
+        default=15.0, gt=0, description="How often the consumer lag metric is sampled (seconds)."
+    )
 
     @property
     def topics(self) -> TopicNames:

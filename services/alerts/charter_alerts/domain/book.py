@@ -198,13 +198,14 @@ class AlertBook:
             return None
         self._seen[(key, window)] = snapshot.as_of
         volume = _volume(rule, snapshot)
-        if volume is None:
+        value = _measured(rule, snapshot)
+        if volume is None or value == "unknown":
             self.unjudged["volume_unknown"] += 1
             return None
-        if snapshot.value is None or volume < rule.min_volume:
+        if value is None or volume < rule.min_volume:
             self.unjudged["low_volume"] += 1
             return None
-        reading = _Reading(snapshot.value, volume, snapshot.as_of)
+        reading = _Reading(value, volume, snapshot.as_of)
         if isinstance(rule, ThresholdRule):
             self._latest[key] = (reading.value, reading.as_of)
             breached, recovered = rule.breached(reading.value), rule.recovered(reading.value)
@@ -318,7 +319,15 @@ class AlertBook:
             threshold = rule.trigger
         else:
             facts = Facts(
-                status, rule.indicator, network, department, rule.window, reading.value, rule.threshold, since
+                status,
+                rule.indicator,
+                network,
+                department,
+                rule.window,
+                reading.value,
+                rule.threshold,
+                since,
+                measure=rule.measure,
             )
             window = rule.window
             threshold = rule.threshold
@@ -398,6 +407,18 @@ class AlertBook:
     def latest_value(self, key: str) -> tuple[float, datetime] | None:
         """The last value judged for an alert since this process started (None if none yet)."""
         return self._latest.get(key)
+
+
+def _measured(rule: Rule, snapshot: IndicatorSnapshot) -> float | Literal["unknown"] | None:
+    """What the rule compares with its threshold; None when undefined (nothing scheduled),
+    "unknown" when the snapshot does not carry it (written by an older indicators service)."""
+    if not isinstance(rule, ThresholdRule) or rule.measure == "value":
+        return snapshot.value
+    stale = snapshot.details.get("sites_scheduled_stale")
+    if stale is None:
+        return "unknown"
+    scheduled = snapshot.denominator
+    return None if scheduled <= 0 else 1 - stale / scheduled
 
 
 def _volume(rule: Rule, snapshot: IndicatorSnapshot) -> float | None:

@@ -24,6 +24,9 @@ from charter_contracts.types import DepartmentCode, NetworkCode
 
 Level = Literal["network", "department"]
 Severity = Literal["page", "ticket"]
+#: What a threshold rule compares: the snapshot's value, or the share of the sites scheduled
+#: open now that still send their counter status (SPEC 4: stale sites are alerted on).
+Measure = Literal["value", "sites_reporting"]
 #: Windows a rule may judge, shortest first ("live" is the opening rate's sites open now).
 JUDGED_WINDOWS: tuple[WindowName, ...] = ("live", "15m", "1h", "today", "7d")
 _WINDOW_ORDER = {window: rank for rank, window in enumerate(JUDGED_WINDOWS)}
@@ -93,10 +96,18 @@ class ThresholdRule(_RuleBase):
     kind: Literal["threshold"] = "threshold"
     window: WindowName
     threshold: Ratio
+    measure: Measure = Field(
+        default="value",
+        description="value: the indicator; sites_reporting: 1 - stale / scheduled sites (opening_rate live).",
+    )
 
     @model_validator(mode="after")
     def _judgeable(self) -> Self:
         _check_window(self.indicator, self.window)
+        if self.measure == "sites_reporting" and (self.indicator, self.window) != ("opening_rate", "live"):
+            raise ValueError(
+                "measure sites_reporting reads the live opening snapshots: indicator opening_rate, window live"
+            )
         if self.threshold + self.recovery_margin > 1 + 1e-9:
             raise ValueError("threshold + recovery_margin above 100 %: the alert could never resolve")
         return self
@@ -351,6 +362,15 @@ thresholds:
     volume: details.sites_scheduled
     for: 30m
     recovery_margin: 0.5%
+  sites_reporting_live:
+    indicator: opening_rate
+    window: live
+    measure: sites_reporting
+    threshold: 90%
+    min_volume: 5
+    for: 30m
+    recovery_margin: 5%
+    severity: ticket
   pickup_rate_1h:
     indicator: pickup_rate
     window: 1h

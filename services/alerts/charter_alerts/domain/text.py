@@ -21,6 +21,9 @@ INDICATOR_EN: dict[IndicatorName, str] = {
     "pickup_rate": "pickup rate",
     "deadline_compliance": "deadline compliance",
 }
+#: Names of the measures other than the indicator's own value (see rules.Measure).
+MEASURE_FR = {"sites_reporting": "part des sites prévus ouverts qui envoient leur statut"}
+MEASURE_EN = {"sites_reporting": "share of sites scheduled open that send their status"}
 WINDOW_FR: dict[WindowName, str] = {
     "live": "en ce moment",
     "15m": "15 min",
@@ -95,11 +98,12 @@ class Facts:
     short_value: float | None = None
     factor: float | None = None
     objective: float | None = None
+    measure: str = "value"
 
 
 def summary_fr(f: Facts) -> str:
     place = where(f.network, f.department)
-    name = INDICATOR_FR[f.indicator]
+    name = MEASURE_FR.get(f.measure) or INDICATOR_FR[f.indicator]
     depuis = f"depuis le {when(f.since)}"
     if f.factor is not None and f.short_window is not None:
         windows = f"{WINDOW_FR[f.window]} : {pct_fr(f.value)}, {WINDOW_FR[f.short_window]} : {pct_fr(f.short_value)}"
@@ -122,7 +126,7 @@ def summary_fr(f: Facts) -> str:
 
 def summary_en(f: Facts) -> str:
     place = where(f.network, f.department)
-    name = INDICATOR_EN[f.indicator]
+    name = MEASURE_EN.get(f.measure) or INDICATOR_EN[f.indicator]
     since = f"since {when(f.since)}"
     if f.factor is not None and f.short_window is not None:
         windows = f"{WINDOW_EN[f.window]}: {pct_en(f.value)}, {WINDOW_EN[f.short_window]}: {pct_en(f.short_value)}"

@@ -199,3 +199,18 @@ __all__ = [
     "minute_floor",
     "ordinal_date",
 ]
+
+
+def idle_time(latest: float | None, heard_at: float, now: float) -> float | None:
+    """Event time of a stream read up to date and silent since ``heard_at`` (wall clock).
+
+    Time passes at the wall clock's pace from the stream's latest event: a live stream
+    (latest event about when it was heard) is at the wall clock, and history published
+    slowly, hours behind, moves on from where it stands instead of jumping to now, which
+    would make everything it still sends late. Never ahead of the wall clock. A stream
+    that never had an event has no time yet (None): time starts with the first event, so
+    a history published from a quiet start is not judged late against the wall clock.
+    """
+    if latest is None:
+        return None
+    return min(now, latest + (now - heard_at))

@@ -50,6 +50,7 @@ from charter_indicators.domain.parts import (
     LIVE_SCHEDULED,
     LIVE_SITES,
     LIVE_STALE,
+    LIVE_STALE_SCHEDULED,
     LIVE_WIDTH,
     OFFERED,
     OPEN_SECONDS,
@@ -787,6 +788,7 @@ class PartitionState:
         if scheduled:
             live[LIVE_SCHEDULED] = 1.0
             live[LIVE_OPEN] = 1.0 if is_open else 0.0
+            live[LIVE_STALE_SCHEDULED] = live[LIVE_STALE]
         elif is_open:
             live[LIVE_OPEN_UNSCHEDULED] = 1.0
         return live

@@ -50,7 +50,8 @@ LIVE_SCHEDULED = 1
 LIVE_STALE = 2
 LIVE_SITES = 3
 LIVE_OPEN_UNSCHEDULED = 4
-LIVE_WIDTH = 5
+LIVE_STALE_SCHEDULED = 5  # stale among the sites scheduled open now (what the alert rules judge)
+LIVE_WIDTH = 6
 
 
 def set_opening(vector: list[float], opened: float, scheduled: float) -> None:

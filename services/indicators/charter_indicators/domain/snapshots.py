@@ -17,6 +17,7 @@ from charter_indicators.domain.parts import (
     LIVE_SCHEDULED,
     LIVE_SITES,
     LIVE_STALE,
+    LIVE_STALE_SCHEDULED,
     OFFERED,
     OPEN_SECONDS,
     PROCESSING_EDGES,
@@ -93,6 +94,7 @@ def opening_live(live: Sequence[float]) -> tuple[float, float, Details]:
         {
             "sites": live[LIVE_SITES],
             "sites_stale": live[LIVE_STALE],
+            "sites_scheduled_stale": live[LIVE_STALE_SCHEDULED],
             "sites_open_unscheduled": live[LIVE_OPEN_UNSCHEDULED],
         },
     )
