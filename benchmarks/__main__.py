@@ -57,6 +57,7 @@ def _ms(value: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the quick mode (make test): under two minutes")
+    parser.add_argument("--events", type=int, default=None, help="events of the throughput run")
     parser.add_argument("--replay-events", type=int, default=None, help="events of the long replay (full mode)")
     parser.add_argument("--no-peer", action="store_true", help="leave Quix Streams out")
     parser.add_argument("--profile", action="store_true", help="py-spy the throughput run (summary printed)")
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = QUICK if args.quick else FULL
     if args.replay_events is not None:
         mode = Mode(**{**mode.__dict__, "replay_events": args.replay_events})
+    if args.events is not None:
+        mode = Mode(**{**mode.__dict__, "events": args.events})
     work = args.work or Path(tempfile.mkdtemp(prefix="charter-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
@@ -74,12 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     def step(name: str, action: Callable[[], None]) -> None:
         print(f"... {name}", file=sys.stderr, flush=True)
         started = time.perf_counter()
+        measured = len(rows)
         try:
             action()
         except Exception:
             failures.append(name)
             rows.append(Row(name, "FAILED (see above)"))
             traceback.print_exc()
+        for row in rows[measured:]:  # shown as soon as measured: a long run stopped early keeps them
+            print(f"    {row.figure}: {row.value}", file=sys.stderr, flush=True)
         print(f"    {name}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
 
     with broker(work) as bootstrap:
