@@ -160,6 +160,9 @@ def over_https(bootstrap: str, work: Path, events: int, *, batch: int = 1000, cl
                 while queue:
                     body = queue.pop()
                     answer = await client.post("/v1/events", content=body, headers=headers)
+                    while answer.status_code == 503:  # Kafka slow to acknowledge: retry as a client must
+                        await asyncio.sleep(float(answer.headers.get("Retry-After", "1")))
+                        answer = await client.post("/v1/events", content=body, headers=headers)
                     answer.raise_for_status()
                     sent += int(answer.json()["accepted"])
                 return sent
