@@ -190,3 +190,23 @@ def test_the_idle_clock_lets_time_pass_from_where_a_silent_stream_stands() -> No
     # never ahead of the wall clock; a stream that never had an event has no time yet
     assert idle_time(now + 600, heard_at=now - 60, now=now) == now
     assert idle_time(None, heard_at=now - 60, now=now) is None
+
+
+def test_after_a_producer_failure_the_aggregates_are_all_published_again() -> None:
+    state = partition(site("caf-a"), site("cpam-b", network="cpam"))
+    aggregator = Aggregator()
+    figures = run(state, [counter(ts("2024-03-04T09:00:00+01:00"), "caf-a")], aggregator=aggregator)
+    state.advance(ts("2024-03-04T11:00:00+01:00"))
+    collect(state.flush(), 0, figures, aggregator)
+    assert aggregator.snapshots() == []  # nothing changed since the last flush
+    aggregator.republish()  # what was sent may be lost: everything again, closed hours included
+    again = aggregator.snapshots()
+    scopes = {(s.network, s.department) for s in again}
+    assert scopes == {("caf", "75"), ("caf", None), ("cpam", "75"), ("cpam", None), (None, "75"), (None, None)}
+    nine = [
+        s
+        for s in again
+        if (s.network, s.department, s.window) == ("caf", None, "hour") and s.indicator == "opening_rate"
+    ]
+    assert ts("2024-03-04T09:00:00+01:00") in {s.window_start for s in nine}
+    assert aggregator.snapshots() == []

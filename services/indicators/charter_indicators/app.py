@@ -230,6 +230,10 @@ class Indicators:
         await self._commit(await self.sites.revoke(partitions))
 
     async def _recover(self) -> None:
+        if self.sink.broken:  # a failed idempotent producer refuses every later send: start afresh
+            log.warning("the producer failed: reconnecting; the partitions replay from their checkpoints")
+            await self.sink.restart()
+            await self.aggregation.republish()
         consumer = self.site_subscriber.consumer
         if consumer is None:
             return

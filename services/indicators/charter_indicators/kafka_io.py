@@ -39,6 +39,11 @@ class BulkProducer:
         self._batches: dict[tuple[str, int], Any] = {}
         self._sent: list[asyncio.Future[Any]] = []
         self.records = 0
+        #: A send or a delivery failed since the last start: what is queued may be lost.
+        self.broken = False
+        # One queue per topic-partition: batches enter the producer in the order they were
+        # closed (compacted topics keep the last record of a key: order matters).
+        self._slot_locks: dict[tuple[str, int], asyncio.Lock] = {}
 
     @property
     def _producer(self) -> AIOKafkaProducer:
@@ -85,7 +90,12 @@ class BulkProducer:
         return cached
 
     async def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
-        """Queue one record (``value`` None is a tombstone)."""
+        """Queue one record (``value`` None is a tombstone).
+
+        Several tasks share the producer (the two stages, the clock): a full batch leaves
+        ``_batches`` before the await that ships it, so no other task ships it a second
+        time or appends to it, and the next batch of the slot is whatever is there after.
+        """
         if partition is None:
             if topic not in self._partitions:
                 await self.partitions(topic)
@@ -100,15 +110,37 @@ class BulkProducer:
                 break
             if fresh:
                 raise ValueError(f"record of {len(value or b'')} bytes does not fit in a batch for {topic}")
-            # a full batch leaves the queue before the await: another task sending meanwhile (the clock's
-            # flush, a dead letter) must start a new batch, never ship this one a second time
             del self._batches[slot]
             await self._ship(slot, batch)
         self.records += 1
 
     async def _ship(self, slot: tuple[str, int], batch: Any) -> None:
+        # Registered before the await: a flush running meanwhile waits for this batch too.
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sent.append(acked)
         batch.close()
-        self._sent.append(await self._producer.send_batch(batch, slot[0], partition=slot[1]))
+        lock = self._slot_locks.get(slot)
+        if lock is None:
+            lock = self._slot_locks[slot] = asyncio.Lock()
+        try:
+            async with lock:
+                delivery = await self._producer.send_batch(batch, slot[0], partition=slot[1])
+        except BaseException as exc:
+            self.broken = True
+            acked.set_exception(exc)
+            raise
+        delivery.add_done_callback(lambda done: self._settle(acked, done))
+
+    def _settle(self, acked: asyncio.Future[None], delivery: asyncio.Future[Any]) -> None:
+        if acked.done():
+            return
+        if delivery.cancelled():
+            acked.cancel()
+        elif (error := delivery.exception()) is not None:
+            self.broken = True
+            acked.set_exception(error)
+        else:
+            acked.set_result(None)
 
     async def flush(self) -> None:
         """Send everything queued and wait until Kafka acknowledged all of it."""
@@ -118,6 +150,26 @@ class BulkProducer:
         sent, self._sent = self._sent, []
         if sent:
             await asyncio.gather(*sent)
+
+    async def restart(self) -> None:
+        """A new connection, queued records dropped: after a failure (the caller replays from its checkpoints).
+
+        An idempotent producer that hit a fatal error refuses every later send; only a
+        new one publishes again.
+        """
+        self._batches.clear()
+        for pending in self._sent:
+            if not pending.done():
+                pending.cancel()
+        self._sent.clear()
+        if self._started is not None:
+            try:
+                await self._started.stop()
+            except Exception as exc:  # already broken: nothing more to lose
+                log.info("the failed producer did not stop cleanly: %s", exc)
+            self._started = None
+        await self.start()
+        self.broken = False
 
 
 async def read_to_end(

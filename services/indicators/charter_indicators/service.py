@@ -421,6 +421,12 @@ class Aggregation:
                 if end is not None and record.offset + 1 >= end:
                     del self.catching_up[q]
 
+    async def republish(self) -> None:
+        """Publish every scope again at the next tick (after the producer lost what it queued)."""
+        async with self.lock:
+            for aggregator in self.aggregators.values():
+                aggregator.republish()
+
     async def tick(self) -> None:
         """Publish the scopes that changed (of the partitions read up to date) and export them."""
         async with self.lock:

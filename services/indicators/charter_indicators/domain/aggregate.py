@@ -102,6 +102,13 @@ class Aggregator:
                     procedure.days.setdefault(int(day), {})[source] = _pad(vector)
         entry.dirty = True
 
+    def republish(self) -> None:
+        """Publish every scope again at the next ``snapshots`` (what was sent may have been lost)."""
+        for entry in self.scopes.values():
+            entry.dirty = True
+            entry.dirty_hours.update(entry.hours)
+            entry.dirty_days.update(entry.days)
+
     def forget(self, keep: Callable[[ScopeKey], bool]) -> list[ScopeKey]:
         """Drop the scopes no longer owned; returns them (their gauges must go too)."""
         dropped = [scope for scope in self.scopes if not keep(scope)]
