@@ -151,10 +151,15 @@ def _weekdays_between(start: int, end: int) -> int:
     return upto(end) - upto(start)
 
 
-@lru_cache(maxsize=256)
 def holiday_calendar(department: str) -> HolidayCalendar:
-    """The shared holiday calendar of a department."""
-    return HolidayCalendar(holiday_subdivision(department))
+    """The shared holiday calendar of a department (one per subdivision: most share the national one)."""
+    return _calendar_of(holiday_subdivision(department))
+
+
+@lru_cache(maxsize=64)
+def _calendar_of(subdivision: str | None) -> HolidayCalendar:
+    # the holidays package takes milliseconds per year and calendar: computed once per subdivision
+    return HolidayCalendar(subdivision)
 
 
 def minute_floor(t: float) -> int:

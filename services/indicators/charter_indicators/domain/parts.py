@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
+from operator import add
 
 # -- opening rate: seconds open (and scheduled), seconds scheduled ------------------------
 OPEN_SECONDS = 0
@@ -65,10 +66,15 @@ def zeros(width: int) -> list[float]:
 
 
 def add_into(target: list[float], source: Sequence[float]) -> None:
-    """``target += source``, element-wise (source may be shorter: site parts into group parts)."""
-    for i, value in enumerate(source):
-        if value:
-            target[i] += value
+    """``target += source``, element-wise (source may be shorter: site parts into group parts).
+
+    ``map(add, ...)`` runs the loop in C: flushes add hundreds of thousands of vectors.
+    """
+    n = len(source)
+    if n == len(target):
+        target[:] = map(add, target, source)
+    else:
+        target[:n] = map(add, target[:n], source)
 
 
 def total(vectors: Iterable[Sequence[float]], width: int) -> list[float]:
