@@ -128,22 +128,32 @@ async def assert_each_event_written_once(bootstrap: str, names: TopicNames, chun
     assert {d["reason"] for d in dead} <= {"duplicate"}  # only the copies a crash or a retry replayed, refused
 
 
-async def test_ingest_indicators_and_alerts_killed_mid_stream_end_like_a_clean_run(
-    broker: LocalKafka, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+async def clean_run(broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[Any, Any], Any]:
+    """What a run without faults ends with (the traffic every test of the module sends)."""
     bootstrap = broker.bootstrap_servers
     chunks = traffic(seed=11, sites=CAF_SITES)
-    as_of = final_as_of(chunks)
+    tmp_path = tmp_path_factory.mktemp("clean")
     _, token = token_file(tmp_path)
-
     clean_names, services = await setup_run(bootstrap, tmp_path, "clean")
     ingest = services[0]
     with running(*services):
         for chunk in chunks[:3]:
             await publish_raw(bootstrap, clean_names, chunk)
         await post_until_accepted(ingest.url, token, chunks[3])  # the last chunk over HTTPS
-        clean = await finished(bootstrap, clean_names, as_of)
+        clean = await finished(bootstrap, clean_names, final_as_of(chunks))
         clean_alerts = alert_history(await read_all(bootstrap, clean_names.alerts, settle=3.0))
+    return clean, clean_alerts
+
+
+async def test_ingest_indicators_and_alerts_killed_mid_stream_end_like_a_clean_run(
+    broker: LocalKafka, tmp_path: Path, clean_run: tuple[dict[Any, Any], Any]
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    chunks = traffic(seed=11, sites=CAF_SITES)
+    as_of = final_as_of(chunks)
+    _, token = token_file(tmp_path)
+    clean, clean_alerts = clean_run
 
     faulty_names, services = await setup_run(bootstrap, tmp_path, "faulty")
     ingest = services[0]
@@ -164,7 +174,7 @@ async def test_ingest_indicators_and_alerts_killed_mid_stream_end_like_a_clean_r
 
 
 async def test_the_broker_stopped_30s_is_reported_then_the_services_reconnect_and_lose_nothing(
-    broker: LocalKafka, tmp_path: Path
+    broker: LocalKafka, tmp_path: Path, clean_run: tuple[dict[Any, Any], Any]
 ) -> None:
     bootstrap = broker.bootstrap_servers
     chunks = traffic(seed=11, sites=CAF_SITES)
@@ -196,8 +206,9 @@ async def test_the_broker_stopped_30s_is_reported_then_the_services_reconnect_an
             until=lambda r: len(r) >= sum(1 for c in chunks for p in c if p["type"] == "call"),
             timeout=120,
         )
-        # figures are published again after the outage
+        # figures are published again after the outage, up to the last event, as in a clean run
         await consume(bootstrap, names.indicators, until=lambda r: len(r) > published, timeout=120)
+        assert await finished(bootstrap, names, final_as_of(chunks)) == clean_run[0]
         assert indicators.process is not None
         assert alerts.process is not None
         assert indicators.process.poll() is None

@@ -60,6 +60,10 @@ def internal_topics(settings: IndicatorsSettings) -> Topics:
     )
 
 
+#: The longest wait between two flushes, however costly the last one was (seconds).
+MAX_FLUSH_PAUSE = 30.0
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(
         self,
@@ -304,12 +308,14 @@ class Indicators:
                 await self._start_producer()
                 if self._unrestored:  # a reload failed (the broker was away): try again
                     await self._recover()
-                started = time.monotonic()
+                started = time.process_time()
                 await self.sites.tick()
                 await self.aggregation.tick()
                 # a replay moves event time on at every flush, and a flush costs in proportion to the
-                # sites: flush less often then, so that it never takes more than a fifth of the time
-                pause = max(settings.flush_seconds, 4 * (time.monotonic() - started))
+                # sites: flush less often then, so that it never takes more than a fifth of the CPU.
+                # CPU time, not wall time: a flush that waited for an absent broker cost nothing, and
+                # must not hold the next one back for four times the outage
+                pause = min(MAX_FLUSH_PAUSE, max(settings.flush_seconds, 4 * (time.process_time() - started)))
                 if time.monotonic() >= next_checkpoint:
                     await self._commit(await self.sites.checkpoint())
                     next_checkpoint = time.monotonic() + settings.checkpoint_seconds
