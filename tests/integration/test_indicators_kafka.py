@@ -130,7 +130,14 @@ async def test_registry_dead_letters_and_read_api_on_the_real_broker(kafka: str,
         assert (pickup.numerator, pickup.denominator, pickup.as_of) == (6, 7, T0 + timedelta(minutes=39))
         one_site = await api(indicators.url, site="caf-2", indicator="pickup_rate", window="1h")
         assert [(s.scope.key, s.numerator, s.denominator) for s in one_site] == [("caf/75/caf-2", 0, 1)]
-        departments = await api(indicators.url, network="*", department="13", site="*", indicator="deadline_compliance")
+        departments = await wait_for(  # another partition of stage 2: published on its own tick
+            indicators.url,
+            lambda found: any(s.window == "today" and s.denominator == 2 for s in found),
+            network="*",
+            department="13",
+            site="*",
+            indicator="deadline_compliance",
+        )
         today = next(s for s in departments if s.window == "today")
         assert (today.numerator, today.denominator) == (1, 2)  # 2 days within 15, 20 days not
         async with httpx.AsyncClient() as http:
