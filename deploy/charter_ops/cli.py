@@ -10,11 +10,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from charter_ops.kafka.local import KafkaLocalError, LocalKafka, default_home
+
+if TYPE_CHECKING:
+    from charter_runtime.kafka import KafkaAuth
 
 app = typer.Typer(
     name="charter",
@@ -44,6 +47,30 @@ ControllerOption = Annotated[
     int | None,
     typer.Option(help="KRaft controller port [env CHARTER_KAFKA_CONTROLLER_PORT, default 29093]."),
 ]
+
+
+BootstrapOption = Annotated[
+    str, typer.Option(envvar="CHARTER_KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
+]
+PrefixOption = Annotated[str, typer.Option(envvar="CHARTER_KAFKA_TOPIC_PREFIX", help="Topic prefix.")]
+PartitionsOption = Annotated[
+    int, typer.Option(envvar="CHARTER_KAFKA_PARTITIONS", help="Partitions of the topics it creates if missing.")
+]
+
+
+def _kafka_auth() -> KafkaAuth:
+    """The principal of a command that talks to Kafka, from the services' own variables
+    (``CHARTER_KAFKA_SECURITY_PROTOCOL``, ``CHARTER_KAFKA_SASL_*``): a password never goes on a command line."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from charter_runtime.settings import KafkaClientSettings  # noqa: PLC0415
+
+    try:
+        return KafkaClientSettings().kafka_auth
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"error: Kafka settings: {problems}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @kafka_app.command("up")
@@ -274,13 +301,9 @@ def simulate_live(
     late: LateOption = 0.002,
     resend: ResendOption = 0.0,
     sites_file: SitesFileOption = None,
-    bootstrap_servers: Annotated[
-        str, typer.Option(envvar="CHARTER_KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
-    ] = "127.0.0.1:9092",
-    topic_prefix: Annotated[str, typer.Option(envvar="CHARTER_KAFKA_TOPIC_PREFIX", help="Topic prefix.")] = "",
-    partitions: Annotated[
-        int, typer.Option(envvar="CHARTER_KAFKA_PARTITIONS", help="Partitions of the topics it creates.")
-    ] = 6,
+    bootstrap_servers: BootstrapOption = "127.0.0.1:9092",
+    topic_prefix: PrefixOption = "",
+    partitions: PartitionsOption = 6,
 ) -> None:
     """Publish traffic to the raw topics as it happens, and the site registry to charter.sites; Ctrl-C stops."""
     from charter_contracts.topics import TopicNames  # noqa: PLC0415
@@ -309,7 +332,7 @@ def simulate_live(
         f"simulate: {len(registry)} sites of {', '.join(generator.networks)}; peak {rate:g} events/s; "
         f"seed {seed}; scenarios: {scenarios}; Kafka {bootstrap_servers}"
     )
-    sink = KafkaSink(bootstrap_servers, TopicNames(topic_prefix), partitions)
+    sink = KafkaSink(bootstrap_servers, TopicNames(topic_prefix), partitions, _kafka_auth())
     try:
         tally = asyncio.run(
             run_live(
@@ -342,13 +365,9 @@ def simulate_history(
     resend: ResendOption = 0.0,
     gzip_files: Annotated[bool, typer.Option("--gzip", help="Compress the files (.ndjson.gz).")] = False,
     sites_file: SitesFileOption = None,
-    bootstrap_servers: Annotated[
-        str, typer.Option(envvar="CHARTER_KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
-    ] = "127.0.0.1:9092",
-    topic_prefix: Annotated[str, typer.Option(envvar="CHARTER_KAFKA_TOPIC_PREFIX", help="Topic prefix.")] = "",
-    partitions: Annotated[
-        int, typer.Option(envvar="CHARTER_KAFKA_PARTITIONS", help="Partitions of the topics it creates.")
-    ] = 6,
+    bootstrap_servers: BootstrapOption = "127.0.0.1:9092",
+    topic_prefix: PrefixOption = "",
+    partitions: PartitionsOption = 6,
 ) -> None:
     """Generate a span of history (up to a year) as fast as possible, to files or Kafka, with a progress bar."""
     from charter_contracts.topics import TopicNames  # noqa: PLC0415
@@ -375,7 +394,7 @@ def simulate_history(
         raise typer.Exit(2)
     registry, generator = _simulation(seed, rate, degrade, networks, sites_file, disorder, late, (first, last), resend)
     sink: Sink = (
-        KafkaSink(bootstrap_servers, TopicNames(topic_prefix), partitions)
+        KafkaSink(bootstrap_servers, TopicNames(topic_prefix), partitions, _kafka_auth())
         if kafka
         else FileSink(out or Path(), compress=gzip_files)
     )
@@ -458,13 +477,9 @@ def _today() -> tuple[datetime, datetime]:
 def sites_load(
     path: Annotated[Path, typer.Argument(help="France services CSV (as published), the product's CSV or JSON.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Read and report only; publish nothing.")] = False,
-    bootstrap_servers: Annotated[
-        str, typer.Option(envvar="CHARTER_KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
-    ] = "127.0.0.1:9092",
-    topic_prefix: Annotated[str, typer.Option(envvar="CHARTER_KAFKA_TOPIC_PREFIX", help="Topic prefix.")] = "",
-    partitions: Annotated[
-        int, typer.Option(envvar="CHARTER_KAFKA_PARTITIONS", help="Partitions of the charter.* topics if created.")
-    ] = 6,
+    bootstrap_servers: BootstrapOption = "127.0.0.1:9092",
+    topic_prefix: PrefixOption = "",
+    partitions: PartitionsOption = 6,
 ) -> None:
     """Load a site registry file into charter.sites; rows that cannot be read are reported, never fatal."""
     from rich.progress import Progress  # noqa: PLC0415
@@ -493,13 +508,16 @@ def sites_load(
             raise typer.Exit(1)
         return
     names = TopicNames(topic_prefix)
+    auth = _kafka_auth()
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries on a fresh topic are not news
 
     async def load() -> int:
-        await ensure_topics(bootstrap_servers, contract_topics(names, partitions))
+        await ensure_topics(bootstrap_servers, contract_topics(names, partitions), auth=auth)
         with Progress(transient=True) as bar:
             task = bar.add_task(f"publishing to {names.sites}", total=len(report.sites))
-            return await publish_sites(report.sites, bootstrap_servers, names, progress=lambda n: bar.advance(task, n))
+            return await publish_sites(
+                report.sites, bootstrap_servers, names, progress=lambda n: bar.advance(task, n), auth=auth
+            )
 
     try:
         published = asyncio.run(load())
@@ -769,10 +787,8 @@ def publish(
     wait: Annotated[float, typer.Option(help="Kafka: seconds to wait for ingest's verdicts (0: do not wait).")] = 60.0,
     rejects: Annotated[Path | None, typer.Option(help="Write every reject to this file (NDJSON).")] = None,
     cacert: Annotated[Path | None, typer.Option(help="CA certificate to trust for --url (PEM).")] = None,
-    bootstrap_servers: Annotated[
-        str, typer.Option(envvar="CHARTER_KAFKA_BOOTSTRAP_SERVERS", help="Kafka bootstrap servers.")
-    ] = "127.0.0.1:9092",
-    topic_prefix: Annotated[str, typer.Option(envvar="CHARTER_KAFKA_TOPIC_PREFIX", help="Topic prefix.")] = "",
+    bootstrap_servers: BootstrapOption = "127.0.0.1:9092",
+    topic_prefix: PrefixOption = "",
     ingest_group: Annotated[
         str, typer.Option(envvar="CHARTER_INGEST_GROUP_ID", help="Ingest's consumer group (to read its verdicts).")
     ] = "charter-ingest",
@@ -789,6 +805,7 @@ def publish(
     from charter_ops import publish as publishing  # noqa: PLC0415
 
     console = Console(stderr=True)
+    auth = _kafka_auth()
     if url and not token:
         typer.echo("error: --url needs --token (or CHARTER_TOKEN)", err=True)
         raise typer.Exit(2)
@@ -823,7 +840,14 @@ def publish(
             else:
                 summary = asyncio.run(
                     publishing.publish_kafka(
-                        items, network, bootstrap_servers, TopicNames(topic_prefix), ingest_group, wait, progress
+                        items,
+                        network,
+                        bootstrap_servers,
+                        TopicNames(topic_prefix),
+                        ingest_group,
+                        wait,
+                        progress,
+                        auth=auth,
                     )
                 )
         except publishing.PublishError as exc:
@@ -852,7 +876,14 @@ def _print_summary(console: object, network: str, path: Path, summary: object) -
         f"[red]{len(summary.rejects)} rejected[/red]",
         soft_wrap=True,
     )
-    if summary.unconfirmed:
+    if summary.verdicts_unreadable:
+        console.print(
+            f"[yellow]{summary.unconfirmed} sent to Kafka; ingest's verdicts could not be read back with this "
+            f"principal[/yellow] ({summary.verdicts_unreadable}). A network's principal may write its raw topics "
+            "but read nothing: publish with --wait 0, or over HTTPS (--url) to get the verdicts in the answer.",
+            soft_wrap=True,
+        )
+    elif summary.unconfirmed:
         console.print(
             f"[yellow]{summary.unconfirmed} sent to Kafka but not judged by ingest yet[/yellow] "
             "(is ingest running? raise --wait); their verdicts will be on charter.dead-letter.",

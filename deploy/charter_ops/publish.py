@@ -34,6 +34,7 @@ from charter_contracts import EVENT_KINDS
 from charter_contracts.schemas import MODELS
 from charter_contracts.topics import TopicNames
 from charter_ingest.domain import Admitted, admit
+from charter_runtime.kafka import NO_AUTH, KafkaAuth
 
 Format = Literal["json", "ndjson", "csv"]
 _SUFFIXES: dict[str, Format] = {".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson", ".csv": "csv"}
@@ -77,6 +78,8 @@ class Summary:
     rejects: list[Reject] = field(default_factory=list)
     #: Sent, but no verdict yet (ingest did not process them within the wait).
     unconfirmed: int = 0
+    #: Why ingest's verdicts could not be read back (a principal without read rights), if so.
+    verdicts_unreadable: str = ""
 
     @property
     def by_reason(self) -> Counter[str]:
@@ -212,13 +215,19 @@ async def publish_kafka(
     wait: float,
     progress: Progress,
     batch_size: int = 1000,
+    auth: KafkaAuth = NO_AUTH,
 ) -> Summary:
     """Check, send to the raw topics, then read ingest's verdicts back (for up to ``wait`` seconds)."""
     summary = Summary()
     sent: dict[tuple[str, int, int], Item] = {}
     started_ms = int(time.time() * 1000)
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers, enable_idempotence=True, acks="all", linger_ms=20, request_timeout_ms=30000
+        bootstrap_servers=bootstrap_servers,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=20,
+        request_timeout_ms=30000,
+        **auth.options(),
     )
     try:
         await producer.start()
@@ -244,7 +253,11 @@ async def publish_kafka(
     finally:
         await producer.stop()
     if sent and wait > 0:
-        await _read_verdicts(sent, summary, bootstrap_servers, names, ingest_group, started_ms, wait)
+        try:
+            await _read_verdicts(sent, summary, bootstrap_servers, names, ingest_group, started_ms, wait, auth)
+        except KafkaError as exc:  # typically a network's principal, which may write but not read
+            summary.unconfirmed, summary.accepted = len(sent), 0
+            summary.verdicts_unreadable = f"{type(exc).__name__}: {exc}"
     else:
         summary.unconfirmed = len(sent)
         summary.accepted = 0
@@ -274,13 +287,14 @@ async def _read_verdicts(
     ingest_group: str,
     started_ms: int,
     wait: float,
+    auth: KafkaAuth = NO_AUTH,
 ) -> None:
     """Wait until ingest committed past every sent record, then collect the dead letters naming them."""
     last: dict[TopicPartition, int] = {}
     for topic, partition, offset in sent:
         tp = TopicPartition(topic, partition)
         last[tp] = max(last.get(tp, -1), offset)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **auth.options())
     await admin.start()
     deadline = time.monotonic() + wait
     try:
@@ -300,7 +314,11 @@ async def _read_verdicts(
     numbers = sorted(p["partition"] for topic in described for p in topic["partitions"])
     partitions = [TopicPartition(names.dead_letter, number) for number in numbers]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **auth.options(),
     )
     await consumer.start()
     try:

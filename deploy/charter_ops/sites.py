@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from charter_contracts import Schedule, Site, TimeRange, WeeklyHours
 from charter_contracts.sites import WEEKDAYS, department_timezone
 from charter_contracts.topics import TopicNames
+from charter_runtime.kafka import NO_AUTH, KafkaAuth
 
 FRANCE_SERVICES_NETWORK = "france-services"
 DEFAULT_SITES_FILE = Path(__file__).resolve().parents[2] / "data" / "france-services-sites-2024-08-01.csv"
@@ -300,9 +301,12 @@ async def publish_sites(
     bootstrap_servers: str,
     names: TopicNames,
     progress: Callable[[int], None] = lambda n: None,
+    auth: KafkaAuth = NO_AUTH,
 ) -> int:
     """Publish sites to ``charter.sites`` keyed by site_id; returns how many Kafka acknowledged."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True, acks="all", linger_ms=20)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers, enable_idempotence=True, acks="all", linger_ms=20, **auth.options()
+    )
     await producer.start()
     try:
         chunk = 500

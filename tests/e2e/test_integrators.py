@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import ssl
 import subprocess
 import time
@@ -31,7 +30,7 @@ from charter_contracts.topics import TopicNames
 from charter_ingest import tokens
 from charter_ops.kafka.local import free_port
 from tests.support import events
-from tests.support.kafka import CHARTER, ServiceProcess, metric_value, service_env, unique_names
+from tests.support.kafka import ServiceProcess, charter, metric_value, service_env, unique_names
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 AT = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
@@ -122,17 +121,6 @@ def integration(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 def trusting(integration: Integration) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=integration.cafile)
-
-
-def charter(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CHARTER, *args],
-        env={**os.environ, "COLUMNS": "200", **env},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
 
 
 def test_publish_over_https_reports_each_reject_with_its_line(integration: Integration, tmp_path: Path) -> None:

@@ -3,6 +3,8 @@ held to its own topics, and the whole path still runs."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 from collections.abc import Iterator
 from datetime import time as clock
@@ -17,7 +19,7 @@ from charter_ops.kafka.acls import Principals, grant, network_acls, service_acls
 from charter_ops.kafka.local import SUPER_USER, LocalKafka
 from charter_runtime.kafka import KafkaAuth
 from tests.support import events
-from tests.support.kafka import consume, create_topics, local_broker, produce, read_all, running
+from tests.support.kafka import charter, consume, create_topics, local_broker, produce, read_all, running
 from tests.support.pipeline import BREACH_SITES, T0, breach_calls, services
 from tests.support.sites import publish_sites, site, weekly
 
@@ -140,3 +142,40 @@ async def test_the_path_runs_with_each_service_as_its_own_least_privileged_princ
     for service in (ingest, indicators, alerts):  # no refusal on the way: each had the rights it needs
         assert "AuthorizationFailed" not in service.log_path.read_text()
         assert "Not authorized" not in service.log_path.read_text()
+
+
+async def test_the_tools_talk_to_kafka_as_the_principal_of_their_environment(granted: Secured, tmp_path: Path) -> None:
+    names, bootstrap, admin = granted.names, granted.bootstrap, granted.auth(SUPER_USER)
+    base = {"CHARTER_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CHARTER_KAFKA_TOPIC_PREFIX": names.prefix}
+
+    # a network publishes a file with its own principal: it may write, not read the verdicts back, and is told so
+    calls = [events.call(T0, event_id=f"tool-{n}", site_id="caf-75-paris") for n in range(3)]
+    path = tmp_path / "calls.ndjson"
+    path.write_text("".join(json.dumps(call) + "\n" for call in calls))
+    published = await asyncio.to_thread(
+        charter, "publish", str(path), "--network", "caf", "--wait", "5", env={**base, **granted.env("caf")}
+    )
+    assert published.returncode == 1, published.stderr
+    assert "could not be read back with this principal" in published.stderr
+    landed = await read_all(bootstrap, names.raw("caf", EventKind.CALL_RECORDS), auth=admin)
+    assert {"tool-0", "tool-1", "tool-2"} <= {json.loads(r.value)["event_id"] for r in landed}
+    anonymous = await asyncio.to_thread(charter, "publish", str(path), "--network", "caf", "--wait", "0", env=base)
+    assert anonymous.returncode == 2  # no principal, no entry: a plain error, not a traceback
+    assert "cannot reach Kafka" in anonymous.stderr
+
+    # the operator loads the registry and runs the simulator with the operator's principal
+    registry = tmp_path / "sites.json"
+    registry.write_text(json.dumps([site("tool-site", network="caf").model_dump(mode="json")]))
+    loaded = await asyncio.to_thread(charter, "sites", "load", str(registry), env={**base, **granted.env(SUPER_USER)})
+    assert loaded.returncode == 0, loaded.stderr
+    refused_load = await asyncio.to_thread(charter, "sites", "load", str(registry), env={**base, **granted.env("caf")})
+    assert refused_load.returncode == 1
+    simulated = await asyncio.to_thread(
+        charter,
+        "simulate", "history", "--kafka", "--networks", "caf", "--span", "10m", "--end", "2024-03-04T10:00:00+01:00",
+        env={**base, **granted.env(SUPER_USER)},
+    )  # fmt: skip
+    assert simulated.returncode == 0, simulated.stderr
+    registry_records = await read_all(bootstrap, names.sites, auth=admin)
+    assert b"tool-site" in {r.key for r in registry_records}
+    assert len(registry_records) > 100  # the simulator's registry of the France services sites too

@@ -25,6 +25,18 @@ from charter_runtime.kafka import NO_AUTH, KafkaAuth, TopicSpec, contract_topics
 CHARTER = str(Path(sys.executable).parent / "charter")
 
 
+def charter(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``charter ARGS`` as a user types it, with ``env`` over this process's environment; stderr kept."""
+    return subprocess.run(
+        [CHARTER, *args],
+        env={**os.environ, "COLUMNS": "200", **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
 @contextlib.contextmanager
 def local_broker(home: Path, **options: Any) -> Iterator[LocalKafka]:
     """A real broker of its own on free ports, tied to the test process, stopped however the test ends."""

@@ -27,7 +27,7 @@ from charter_contracts import EVENT_KINDS
 from charter_contracts.topics import TopicNames
 from charter_ops.simulator.generator import Payload, TrafficGenerator
 from charter_ops.simulator.networks import SimSite
-from charter_runtime.kafka import TopicSpec, ensure_topics, raw_topics
+from charter_runtime.kafka import NO_AUTH, KafkaAuth, TopicSpec, ensure_topics, raw_topics
 
 
 def encode(payload: Payload) -> bytes:
@@ -64,12 +64,13 @@ class KafkaSink:
     bootstrap_servers: str
     names: TopicNames = field(default_factory=TopicNames)
     partitions: int = 6
+    auth: KafkaAuth = NO_AUTH
     _producer: AIOKafkaProducer | None = None
 
     async def start(self, networks: Iterable[str]) -> None:
         """Create the topics the simulator writes to if missing, and connect."""
         specs = [*raw_topics(self.names, networks, self.partitions), TopicSpec(self.names.sites, self.partitions, True)]
-        await ensure_topics(self.bootstrap_servers, specs)
+        await ensure_topics(self.bootstrap_servers, specs, auth=self.auth)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
             enable_idempotence=True,
@@ -77,6 +78,7 @@ class KafkaSink:
             linger_ms=20,
             max_batch_size=256 * 1024,
             compression_type="gzip",
+            **self.auth.options(),
         )
         await self._producer.start()
 

@@ -16,8 +16,12 @@ from charter_contracts.topics import TopicNames
 from charter_runtime.kafka import KafkaAuth
 
 
-class ServiceSettings(BaseSettings):
-    """Base of each service's settings; subclasses set ``env_prefix`` to ``CHARTER_<SERVICE>_``."""
+class KafkaClientSettings(BaseSettings):
+    """How to reach the cluster: read by the services and by the ``charter`` tools that write to Kafka.
+
+    ``charter publish``, ``charter sites load`` and the simulator read the same variables as
+    the services (a secured cluster needs them all), once, when the command starts.
+    """
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", validate_by_name=True)
 
@@ -41,37 +45,27 @@ class ServiceSettings(BaseSettings):
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT",
         validation_alias="CHARTER_KAFKA_SECURITY_PROTOCOL",
-        description="How the service's Kafka clients connect: PLAINTEXT, or SASL_PLAINTEXT/SASL_SSL with a principal.",
+        description="How the Kafka clients connect: PLAINTEXT, or SASL_PLAINTEXT/SASL_SSL with a principal.",
     )
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
         default="SCRAM-SHA-512",
         validation_alias="CHARTER_KAFKA_SASL_MECHANISM",
-        description="SASL mechanism of the service's principal.",
+        description="SASL mechanism of the principal.",
     )
     kafka_sasl_username: str = Field(
         default="",
         validation_alias="CHARTER_KAFKA_SASL_USERNAME",
-        description="The service's Kafka principal (one per service, so that ACLs hold it to its topics).",
+        description="The Kafka principal (one per service and per network, so that ACLs hold each to its topics).",
     )
     kafka_sasl_password: SecretStr = Field(
         default=SecretStr(""),
         validation_alias="CHARTER_KAFKA_SASL_PASSWORD",
-        description="Password of the service's Kafka principal.",
-    )
-    log_level: str = Field(
-        default="INFO",
-        validation_alias="CHARTER_LOG_LEVEL",
-        description="Python log level of the services.",
-    )
-    http_host: str = Field(default="127.0.0.1", description="Address the HTTP endpoints listen on.")
-    http_port: int = Field(default=8000, ge=0, le=65535, description="Port of the HTTP endpoints.")
-    lag_interval_seconds: float = Field(
-        default=15.0, gt=0, description="How often the consumer lag metric is sampled (seconds)."
+        description="Password of the Kafka principal.",
     )
 
     @property
     def kafka_auth(self) -> KafkaAuth:
-        """The options every Kafka client of the service is created with."""
+        """The options every Kafka client is created with."""
         return KafkaAuth(
             security_protocol=self.kafka_security_protocol,
             sasl_mechanism=self.kafka_sasl_mechanism,
@@ -83,3 +77,18 @@ class ServiceSettings(BaseSettings):
     def topics(self) -> TopicNames:
         """Topic and group names under this environment's prefix."""
         return TopicNames(self.kafka_topic_prefix)
+
+
+class ServiceSettings(KafkaClientSettings):
+    """Base of each service's settings; subclasses set ``env_prefix`` to ``CHARTER_<SERVICE>_``."""
+
+    log_level: str = Field(
+        default="INFO",
+        validation_alias="CHARTER_LOG_LEVEL",
+        description="Python log level of the services.",
+    )
+    http_host: str = Field(default="127.0.0.1", description="Address the HTTP endpoints listen on.")
+    http_port: int = Field(default=8000, ge=0, le=65535, description="Port of the HTTP endpoints.")
+    lag_interval_seconds: float = Field(
+        default=15.0, gt=0, description="How often the consumer lag metric is sampled (seconds)."
+    )
