@@ -583,6 +583,13 @@ def soak(
     duration: Annotated[str, typer.Option(help="How long to run, e.g. 10m, 1h.")] = "1h",
     factor: Annotated[float, typer.Option(help="Traffic as a multiple of the national weekday peak (~70/s).")] = 10.0,
     interval: Annotated[float, typer.Option(help="Seconds between two samples of memory and lag.")] = 10.0,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            help="Simulated seconds per real second (default: FACTOR, i.e. the national density, time FACTOR "
+            "times faster; 1 packs FACTOR times the density into live time)."
+        ),
+    ] = None,
     seed: SeedOption = 1,
     home: HomeOption = None,
     port: PortOption = None,
@@ -599,8 +606,14 @@ def soak(
     from charter_ops.soak import SERVICES, SoakConfig, run_soak  # noqa: PLC0415
 
     length = _duration(duration, "--duration")
-    if length is None or length.total_seconds() <= 0 or factor <= 0 or interval <= 0:
-        typer.echo("error: --duration, --factor and --interval must be positive", err=True)
+    if (
+        length is None
+        or length.total_seconds() <= 0
+        or factor <= 0
+        or interval <= 0
+        or (speed is not None and speed <= 0)
+    ):
+        typer.echo("error: --duration, --factor, --interval and --speed must be positive", err=True)
         raise typer.Exit(2)
     defaults = {"ingest": 8001, "indicators": 8002, "alerts": 8003}
     ports = {name: int(os.environ.get(f"CHARTER_{name.upper()}_HTTP_PORT", defaults[name])) for name in SERVICES}
@@ -612,6 +625,7 @@ def soak(
         factor=factor,
         interval=interval,
         seed=seed,
+        speed=speed,
     )
     report = run_soak(config, say=typer.echo)
     typer.echo(report.summary())

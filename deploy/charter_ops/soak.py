@@ -2,8 +2,11 @@
 for a long time, with the services' memory and consumer lag under watch.
 
 Kafka, the three services and the simulator run as in ``charter stack`` (children that die with
-this process), on a topic prefix of their own. The simulator replays a weekday morning of the
-past week (the day's peak) at ``factor`` times the national peak rate. Every ``interval`` seconds
+this process), on a topic prefix of their own. The simulator replays a weekday of the past week
+from 08:00 at the national density with event time running ``speed`` times faster than live (by
+default ``factor``), so that the wall-clock rate at the day's peak is ``factor`` times the national
+peak, and an hour of soak covers a working day: the windows fill, turn over and empty in the run,
+which is what shows that memory levels off. Every ``interval`` seconds
 the resident memory of each service process and its consumer lag (``/metrics``) are sampled;
 at the end the report says the peak RSS, the largest lag, the errors logged, the events
 accepted and rejected, and whether memory stayed flat once warmed up.
@@ -152,12 +155,12 @@ def count_errors(log: Path) -> int:
         return 0
 
 
-def peak_start(now: datetime) -> datetime:
-    """10:00 in Paris on the latest weekday before today: the morning peak, in the past week."""
+def day_start(now: datetime) -> datetime:
+    """08:00 in Paris on the latest weekday before today: a working day of the past week, from its opening."""
     day = now.astimezone(ZoneInfo("Europe/Paris")).date() - timedelta(days=1)
     while day.weekday() >= 5:
         day -= timedelta(days=1)
-    return datetime(day.year, day.month, day.day, 10, 0, tzinfo=ZoneInfo("Europe/Paris")).astimezone(UTC)
+    return datetime(day.year, day.month, day.day, 8, 0, tzinfo=ZoneInfo("Europe/Paris")).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -169,10 +172,22 @@ class SoakConfig:
     factor: float = 10.0
     interval: float = 10.0
     seed: int = 1
+    #: simulated seconds per real second (None: ``factor``, i.e. the national density, time ``factor`` x faster)
+    speed: float | None = None
+
+    @property
+    def time_speed(self) -> float:
+        return self.speed if self.speed is not None else self.factor
 
     @property
     def rate(self) -> float:
+        """Events per wall-clock second at the day's peak."""
         return NATIONAL_PEAK_RATE * self.factor
+
+    @property
+    def simulated_rate(self) -> float:
+        """The simulator's ``--rate``: events per simulated second at the peak."""
+        return self.rate / self.time_speed
 
 
 def run_soak(config: SoakConfig, say: Callable[[str], None] = print, stopping: Callable[[], bool] = bool) -> SoakReport:
@@ -194,16 +209,20 @@ def run_soak(config: SoakConfig, say: Callable[[str], None] = print, stopping: C
     }
     env = {**os.environ, **env}
     services = {name: Child(name, [_charter(), name], logs / f"{name}.log", None) for name in SERVICES}
-    start = peak_start(datetime.now(UTC))
-    simulate = [_charter(), "simulate", "live", "--rate", f"{config.rate:g}", "--seed", str(config.seed)]
-    simulate += ["--start", start.isoformat(), "--backfill", "1m", "--resend", "0.001"]
+    start = day_start(datetime.now(UTC))
+    simulate = [_charter(), "simulate", "live", "--rate", f"{config.simulated_rate:g}", "--seed", str(config.seed)]
+    simulate += ["--start", start.isoformat(), "--speed", f"{config.time_speed:g}"]
+    simulate += ["--backfill", "1m", "--resend", "0.001"]
     simulator = Child("simulator", simulate, logs / "simulator.log", None)
     children = [*services.values(), simulator]
     try:
         for child in services.values():
             child.start(env)
         _wait_healthy(config.ports, children, timeout=180)
-        say(f"soak: services up; simulating {start.isoformat()} onwards at {config.rate:g} events/s at peak")
+        say(
+            f"soak: services up; simulating {start.isoformat()} onwards, {config.time_speed:g}x live, "
+            f"{config.rate:g} events/s at the peak"
+        )
         simulator.start(env)
         began = time.monotonic()
         end = began + config.duration.total_seconds()

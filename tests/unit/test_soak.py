@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from charter_ops.soak import SERVICES, Sample, SoakReport, count_errors, memory_growth, peak_start
+from charter_ops.kafka.local import LocalKafka
+from charter_ops.soak import SERVICES, Sample, SoakConfig, SoakReport, count_errors, day_start, memory_growth
 
 MIB = 1024 * 1024
 
@@ -52,8 +53,17 @@ def test_only_the_services_own_errors_count(tmp_path: Path) -> None:
     assert count_errors(tmp_path / "missing.log") == 0
 
 
-def test_the_soak_replays_the_morning_peak_of_the_latest_weekday() -> None:
+def test_the_soak_replays_a_working_day_of_the_latest_weekday_from_its_opening() -> None:
     monday = datetime(2024, 3, 4, 8, 0, tzinfo=UTC)
-    assert peak_start(monday) == datetime(2024, 3, 1, 9, 0, tzinfo=UTC)  # Friday 10:00 in Paris
+    assert day_start(monday) == datetime(2024, 3, 1, 7, 0, tzinfo=UTC)  # Friday 08:00 in Paris
     thursday = datetime(2024, 7, 4, 8, 0, tzinfo=UTC)
-    assert peak_start(thursday) == datetime(2024, 7, 3, 8, 0, tzinfo=UTC)  # summer time
+    assert day_start(thursday) == datetime(2024, 7, 3, 6, 0, tzinfo=UTC)  # summer time
+
+
+def test_the_soak_runs_event_time_faster_at_the_national_density_so_the_wall_rate_is_the_factor() -> None:
+    config = SoakConfig(run_dir=Path("."), kafka=LocalKafka(home=Path(".")), ports={}, duration=timedelta(hours=1))
+    assert (config.rate, config.time_speed, config.simulated_rate) == (700.0, 10.0, 70.0)
+    live = SoakConfig(
+        run_dir=Path("."), kafka=LocalKafka(home=Path(".")), ports={}, duration=timedelta(hours=1), speed=1.0
+    )
+    assert (live.rate, live.simulated_rate) == (700.0, 700.0)

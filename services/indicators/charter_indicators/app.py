@@ -114,6 +114,7 @@ class Indicators:
             self._highwater,
             idle_seconds=settings.idle_seconds,
             site_snapshot_seconds=settings.site_snapshot_seconds,
+            max_flush_gap=settings.max_flush_gap_seconds,
             clock=clock,
         )
         self.aggregation = Aggregation(topics, self.sink, self.metrics)
@@ -151,6 +152,8 @@ class Indicators:
         self._producer_started = False
         self._producer_lock = asyncio.Lock()
         self._clock_task: asyncio.Task[None] | None = None
+        self._flush_now = asyncio.Event()
+        self._flushed = asyncio.Event()
         self._closing = False
         self._unrestored: set[int] = set()
 
@@ -195,6 +198,13 @@ class Indicators:
             return
         try:
             await self.sites.handle(records)
+            if self.sites.behind():
+                # backpressure: the next batch waits for the flush (a consumer with prefetched records
+                # never yields to the clock otherwise); bounded, should the clock be stuck elsewhere
+                self._flushed.clear()
+                self._flush_now.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flushed.wait(), MAX_FLUSH_PAUSE)
         except Exception:
             log.exception("failed to process a batch; restoring the partitions from their checkpoints")
             await self._recover()
@@ -303,13 +313,17 @@ class Indicators:
         next_checkpoint = time.monotonic() + settings.checkpoint_seconds
         pause = settings.flush_seconds
         while True:
-            await asyncio.sleep(pause)
+            # the pause ends early when event time ran far ahead of the last flush (see ``behind``)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), pause)
+            self._flush_now.clear()
             try:
                 await self._start_producer()
                 if self._unrestored:  # a reload failed (the broker was away): try again
                     await self._recover()
                 started = time.process_time()
                 await self.sites.tick()
+                self._flushed.set()
                 await self.aggregation.tick()
                 # a replay moves event time on at every flush, and a flush costs in proportion to the
                 # sites: flush less often then, so that it never takes more than a fifth of the CPU.

@@ -128,6 +128,7 @@ class SiteStreams:
         *,
         idle_seconds: float,
         site_snapshot_seconds: float,
+        max_flush_gap: float = 1800.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -139,6 +140,7 @@ class SiteStreams:
         self.highwater = highwater
         self.idle_seconds = idle_seconds
         self.site_snapshot_seconds = site_snapshot_seconds
+        self.max_flush_gap = max_flush_gap
         self.clock = clock
         self.partitions: dict[int, PartitionState] = {}
         self.offsets: dict[int, dict[str, int]] = {}
@@ -268,6 +270,15 @@ class SiteStreams:
                     await self._dead_letter(record, RejectReason.UNKNOWN_SITE, detail, event.network)
             self._progress(now)
             self.metrics.count(counted, late, rejected)
+
+    def behind(self) -> bool:
+        """Event time ran more than ``max_flush_gap`` past a partition's last flush: a replay
+        outpaces the clock's pauses, and minutes would pile up in memory until the next flush."""
+        for state in self.partitions.values():
+            flushed = state.as_of if state.as_of is not None else state.origin
+            if flushed is not None and state.watermark - flushed > self.max_flush_gap:
+                return True
+        return False
 
     def _progress(self, now: float) -> None:
         """Advance each partition's watermark from where each of its streams stands."""

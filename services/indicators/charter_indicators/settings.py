@@ -54,6 +54,12 @@ class IndicatorsSettings(ServiceSettings):
     flush_seconds: float = Field(
         default=1.0, gt=0, description="How often figures are brought up to date and published (wall clock)."
     )
+    max_flush_gap_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Event time may run this far past a partition's last flush before one is done at once "
+        "(a replay): bounds the minutes kept in memory, whatever the pause between flushes.",
+    )
     site_snapshot_seconds: float = Field(
         default=30.0,
         ge=0,

@@ -86,6 +86,7 @@ ROLLING = ("15m", "1h", "today", "7d")
 COUNTERS, CALLS, CASES = "k", "c", "d"
 #: How far back closed calendar buckets are still published after a jump of the watermark.
 BUCKET_HORIZON = 8 * DAY
+_GROUP_ZEROS = bytes(8 * GROUP_WIDTH)
 _RING = 8  # local days kept per site (7d window + the day just closed)
 _PARIS = "Europe/Paris"
 NEG_INF = -math.inf
@@ -232,7 +233,9 @@ class ScopeParts:
 
     def __init__(self, local: LocalDays) -> None:
         self.local = local
-        self.minutes: dict[int, list[float]] = {}
+        #: machine arrays, not lists: a list of 47 floats is three times the size, and a replay
+        #: holds a scope's minutes until the next flush
+        self.minutes: dict[int, array[float]] = {}
         self.running = zeros(GROUP_WIDTH)
         self.running_at: int | None = None
         #: (minute m, total of the minutes before m), sorted: the total at any later minute until the next
@@ -240,10 +243,10 @@ class ScopeParts:
         self.marks: list[tuple[int, Sequence[float]]] = []
         self.midnights: dict[int, Sequence[float]] = {}
 
-    def minute(self, m: int) -> list[float]:
+    def minute(self, m: int) -> array[float]:
         bucket = self.minutes.get(m)
         if bucket is None:
-            bucket = self.minutes[m] = zeros(GROUP_WIDTH)
+            bucket = self.minutes[m] = array("d", _GROUP_ZEROS)
         return bucket
 
     def total_at(self, m: float) -> Sequence[float]:
@@ -304,7 +307,7 @@ class ScopeParts:
 
     def load(self, data: list[Any]) -> None:
         minutes, minute_values, running, running_at, marks, mark_values, midnights, midnight_values = data
-        self.minutes = dict(zip(map(int, minutes), _unpack_lists(minute_values, GROUP_WIDTH), strict=True))
+        self.minutes = dict(zip(map(int, minutes), _unpack_arrays(minute_values, GROUP_WIDTH), strict=True))
         self.running = _unpack_lists(running, GROUP_WIDTH)[0]
         self.running_at = running_at
         self.marks = list(zip(map(int, marks), _unpack_arrays(mark_values, GROUP_WIDTH), strict=True))

@@ -1,0 +1,108 @@
+"""The indicators' stage 1 with fakes for Kafka: a replay that outruns the clock's pauses asks
+for a flush, and the flush brings the minutes kept in memory back to the last hour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from charter_indicators.domain.partition import IndicatorConfig
+from charter_indicators.kafka_io import Checkpoint
+from charter_indicators.metrics import IndicatorMetrics
+from charter_indicators.service import SiteStreams, Topics
+from tests.support import events
+from tests.support.pipeline import T0
+from tests.support.sites import site
+
+TOPICS = Topics("counters", "calls", "cases", "sites", "dead-letter", "indicators", "latest", "partials", "state")
+GAP = 1800.0
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class FakeSink:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
+        self.sent.append((topic, value))
+
+    async def flush(self) -> None:
+        return None
+
+    async def partitions(self, topic: str) -> list[int]:
+        return [0, 1, 2]
+
+
+class FakeStore:
+    async def load(self, partition: int) -> Checkpoint | None:
+        return None
+
+    async def save(self, partition: int, generation: int, document: bytes) -> None:
+        return None
+
+
+class Calls:
+    """The calls topic of partition 0, as the consumer would hand it over."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+
+    def add(self, minutes: range) -> list[Record]:
+        batch = [
+            Record(
+                "calls",
+                0,
+                len(self.records) + i,
+                b"caf-1",
+                events.encode(events.call(T0 + timedelta(minutes=m), site_id="caf-1")),
+            )
+            for i, m in enumerate(minutes)
+        ]
+        self.records += batch
+        return batch
+
+
+async def _registry(partition: int) -> tuple[list[Any], int]:
+    return [Record("sites", partition, 0, b"caf-1", site("caf-1").model_dump_json().encode())], 1
+
+
+async def test_a_replay_past_the_flush_gap_asks_for_a_flush_and_the_flush_keeps_only_the_last_hour() -> None:
+    calls, sink = Calls(), FakeSink()
+    streams = SiteStreams(
+        IndicatorConfig(),
+        TOPICS,
+        sink,
+        FakeStore(),
+        _registry,
+        IndicatorMetrics(CollectorRegistry()),
+        lambda topic, p: len(calls.records) if topic == "calls" else 0,
+        idle_seconds=0,
+        site_snapshot_seconds=0,
+        max_flush_gap=GAP,
+    )
+    await streams.assign([0])
+    await streams.handle(calls.add(range(20)))
+    assert not streams.behind()  # 20 minutes of event time: the clock's pause decides
+
+    await streams.handle(calls.add(range(20, 200)))  # three hours more, read faster than the clock flushes
+    assert streams.behind()
+    parts = streams.partitions[0].sites["caf-1"].parts
+    assert parts is not None
+    assert len(parts.minutes) == 200
+
+    await streams.tick()
+    assert not streams.behind()
+    # the 1-hour window's 60 minutes, and the two the grace period still holds open
+    assert len(parts.minutes) == 62
+    assert any(topic == "indicators" for topic, _ in sink.sent)  # and the figures went out
