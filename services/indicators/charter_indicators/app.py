@@ -286,8 +286,10 @@ class Indicators:
 
     async def on_partials(self, records: Any) -> None:
         """Partial sums of the scopes this instance aggregates."""
-        if not self._closing:
-            await self.aggregation.handle(records)
+        if not self._closing and await self.aggregation.handle(records):
+            # every source reached a later minute: publish now rather than at the clock's next tick
+            # (which waits for the next flush of stage 1: one more flush cycle of latency)
+            await self.aggregation.tick()
 
     async def _partials_assigned(self, assigned: set[TopicPartition]) -> None:
         if self._closing or not assigned:

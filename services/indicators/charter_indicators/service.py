@@ -415,8 +415,11 @@ class Aggregation:
                 if aggregator is not None:
                     self.metrics.forget(list(aggregator.scopes))
 
-    async def handle(self, records: Sequence[Any]) -> None:
+    async def handle(self, records: Sequence[Any]) -> bool:
+        """Take partial sums and progress in; True when a scope's figures became complete for a
+        later minute (every source partition reported it): worth publishing without waiting."""
         async with self.lock:
+            before = {q: aggregator.as_of for q, aggregator in self.aggregators.items()}
             for record in records:
                 q = record.partition
                 aggregator = self.aggregators.get(q)
@@ -431,6 +434,10 @@ class Aggregation:
                 end = self.catching_up.get(q)
                 if end is not None and record.offset + 1 >= end:
                     del self.catching_up[q]
+            return any(
+                q not in self.catching_up and aggregator.as_of is not None and aggregator.as_of != before.get(q)
+                for q, aggregator in self.aggregators.items()
+            )
 
     async def republish(self) -> None:
         """Publish every scope again at the next tick (after the producer lost what it queued)."""
