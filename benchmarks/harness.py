@@ -6,22 +6,18 @@ import contextlib
 import os
 import platform
 import shutil
-import signal
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from charter_contracts.topics import TopicNames
 from charter_ops.kafka.local import LocalKafka, free_port
+from charter_ops.process import ServiceProcess
 
 ROOT = Path(__file__).resolve().parent.parent
-CHARTER = str(Path(sys.executable).parent / "charter")
 
 
 def machine() -> str:
@@ -62,75 +58,9 @@ def fresh_names() -> TopicNames:
     return TopicNames(prefix=f"b{uuid.uuid4().hex[:6]}.")
 
 
-@dataclass
-class Service:
-    """One `charter <service>` process, as a user runs it."""
-
-    command: list[str]
-    env: dict[str, str]
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    scheme: str = "http"
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 90.0) -> Service:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [CHARTER, *self.command],
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=ROOT,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.command} exited {self.process.returncode}:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=2, verify=False).status_code == 200:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.command} not healthy after {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def rss_bytes(self) -> int:
-        """Resident memory of the process now."""
-        assert self.process is not None
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        return 0
-
-
-@contextlib.contextmanager
-def running(service: Service) -> Iterator[Service]:
-    try:
-        yield service.start()
-    finally:
-        service.stop()
+def launcher(command: list[str], log_path: Path) -> ServiceProcess:
+    """A ``charter`` service process on a free port, run from the repository root."""
+    return ServiceProcess(command, {}, free_port(), log_path, cwd=ROOT)
 
 
 def service_env(bootstrap: str, names: TopicNames, partitions: int, **extra: object) -> dict[str, str]:

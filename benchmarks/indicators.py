@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import orjson
 
-from benchmarks.harness import Service, fresh_names, have_py_spy, metric_sum, metrics, service_env
+from benchmarks.harness import fresh_names, have_py_spy, launcher, metric_sum, metrics, service_env
 from benchmarks.workload import Workload, create_topics, produce
 from charter_contracts.topics import TopicNames
+from charter_ops.process import ServiceProcess
 
 PARTITIONS = 3
 
@@ -30,7 +31,7 @@ class Throughput:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-def indicators_env(bootstrap: str, names: TopicNames, service: Service, **extra: object) -> dict[str, str]:
+def indicators_env(bootstrap: str, names: TopicNames, service: ServiceProcess, **extra: object) -> dict[str, str]:
     return service_env(
         bootstrap,
         names,
@@ -74,7 +75,7 @@ def replay(
     Timed from the first event counted to the last (start-up and the registry load left out).
     ``samples``: resident memory taken that many times along the way (start, ..., end).
     """
-    service = Service(["indicators"], {}, work / f"indicators-{names.prefix}log")
+    service = launcher(["indicators"], work / f"indicators-{names.prefix}log")
     service.env = indicators_env(bootstrap, names, service, CHARTER_INDICATORS_IDLE_SECONDS=0)
     rss: list[int] = []
     spy: subprocess.Popen[bytes] | None = None
@@ -159,7 +160,7 @@ async def _latency(
     workload = Workload(sites=sites, events=0)
     await create_topics(bootstrap, names, PARTITIONS)
     await produce(bootstrap, names, workload, PARTITIONS)
-    service = Service(["indicators"], {}, work / f"indicators-latency-{names.prefix}log")
+    service = launcher(["indicators"], work / f"indicators-latency-{names.prefix}log")
     service.env = indicators_env(
         bootstrap, names, service, CHARTER_INDICATORS_GRACE_SECONDS=0, CHARTER_INDICATORS_FLUSH_SECONDS=0.2
     )
@@ -299,7 +300,7 @@ def recovery(bootstrap: str, names: TopicNames, expected: int, work: Path) -> Re
     """Run through half the loaded events, checkpoint, SIGKILL, restart: time the restore and the resumption."""
     import re  # noqa: PLC0415
 
-    first = Service(["indicators"], {}, work / f"indicators-crash-{names.prefix}log")
+    first = launcher(["indicators"], work / f"indicators-crash-{names.prefix}log")
     extra = {"CHARTER_INDICATORS_IDLE_SECONDS": 0, "CHARTER_INDICATORS_CHECKPOINT_SECONDS": 2}
     first.env = indicators_env(bootstrap, names, first, **extra)
     with httpx.Client() as client:
@@ -312,7 +313,7 @@ def recovery(bootstrap: str, names: TopicNames, expected: int, work: Path) -> Re
         finally:
             first.kill()
         del saved
-        second = Service(["indicators"], {}, work / f"indicators-restart-{names.prefix}log")
+        second = launcher(["indicators"], work / f"indicators-restart-{names.prefix}log")
         second.env = indicators_env(bootstrap, names, second, **extra)
         began = time.perf_counter()
         restored = resumed = None

@@ -11,10 +11,11 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from benchmarks.harness import Service, fresh_names, metric_sum, service_env
+from benchmarks.harness import fresh_names, launcher, metric_sum, service_env
 from benchmarks.workload import NETWORKS, Workload
 from charter_contracts.topics import TopicNames
 from charter_ingest import tokens
+from charter_ops.process import ServiceProcess
 from charter_runtime.kafka import contract_topics, ensure_topics, raw_topics
 
 PARTITIONS = 3
@@ -38,8 +39,8 @@ def _topics(bootstrap: str, names: TopicNames) -> None:
     )
 
 
-def _service(bootstrap: str, names: TopicNames, work: Path, **extra: object) -> Service:
-    service = Service(["ingest"], {}, work / f"ingest-{names.prefix}log")
+def _service(bootstrap: str, names: TopicNames, work: Path, **extra: object) -> ServiceProcess:
+    service = launcher(["ingest"], work / f"ingest-{names.prefix}log")
     service.env = service_env(
         bootstrap,
         names,
@@ -52,7 +53,7 @@ def _service(bootstrap: str, names: TopicNames, work: Path, **extra: object) -> 
     return service
 
 
-def _wait(client: httpx.Client, service: Service, expected: int, verify: bool = True) -> tuple[float, float]:
+def _wait(client: httpx.Client, service: ServiceProcess, expected: int, verify: bool = True) -> tuple[float, float]:
     """(first instant events were seen accepted, last), polling /metrics once a second."""
     first = None
     while True:
@@ -147,7 +148,7 @@ def over_https(bootstrap: str, work: Path, events: int, *, batch: int = 1000, cl
         CHARTER_INGEST_TLS_KEYFILE=key,
         CHARTER_INGEST_TOKENS_FILE=token_path,
     )
-    service.scheme = "https"
+    service.scheme, service.verify = "https", False
     url = service.url
 
     async def post_all() -> float:

@@ -3,11 +3,9 @@ with `charter publish` over HTTPS and over Kafka, and the endpoint fuzzed from i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,32 +54,9 @@ def _ndjson(_: Any, value: Any) -> bytes:
     return value.encode() if isinstance(value, str) else json.dumps(value).encode()
 
 
-class HttpsService(ServiceProcess):
-    """`charter ingest` with a certificate: the endpoint integrators call is HTTPS."""
-
-    cafile: str = ""
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
-
-    def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"ingest exited {self.process.returncode}:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                trusted = ssl.create_default_context(cafile=self.cafile)
-                if httpx.get(f"{self.url}/health", timeout=2, verify=trusted).status_code == 200:
-                    return
-            time.sleep(0.25)
-        raise AssertionError(f"ingest not healthy after {timeout}s:\n{self.log()}")
-
-
 @dataclass
 class Integration:
-    service: HttpsService
+    service: ServiceProcess
     names: TopicNames
     token: str
     cafile: str
@@ -110,8 +85,7 @@ def integration(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         CHARTER_INGEST_TLS_CERTFILE=cert,
         CHARTER_INGEST_TLS_KEYFILE=key,
     )
-    service = HttpsService(["ingest"], env, port, home / "ingest.log")
-    service.cafile = str(cert)
+    service = ServiceProcess(["ingest"], env, port, home / "ingest.log", scheme="https", verify=str(cert))
     service.start(wait_healthy=90)
     try:
         yield Integration(service, names, token, str(cert), env)

@@ -5,24 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from charter_contracts.topics import TopicNames
 from charter_ops.kafka.local import LocalKafka, free_port
+from charter_ops.process import CHARTER, ServiceProcess
 from charter_runtime.kafka import NO_AUTH, KafkaAuth, TopicSpec, contract_topics, ensure_topics, raw_topics
 
-CHARTER = str(Path(sys.executable).parent / "charter")
+__all__ = ["CHARTER", "ServiceProcess"]
 
 
 def charter(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -132,67 +129,6 @@ async def read_all(
     finally:
         await consumer.stop()
     return records
-
-
-@dataclass
-class ServiceProcess:
-    """One service run as the user runs it (``charter <service>``), in its own process."""
-
-    command: list[str]
-    env: dict[str, str]
-    port: int
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, wait_healthy: float = 60.0) -> ServiceProcess:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [CHARTER, *self.command],
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        if wait_healthy:
-            self.wait_healthy(wait_healthy)
-        return self
-
-    def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.command} exited {self.process.returncode}:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.25)
-        raise AssertionError(f"{self.command} not healthy after {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
-
-    def stop(self, timeout: float = 20.0) -> int | None:
-        """SIGTERM and wait; the return code (None if it had to be killed)."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 @contextlib.contextmanager
