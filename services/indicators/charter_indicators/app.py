@@ -27,6 +27,7 @@ from charter_indicators.api import indicators_router
 from charter_indicators.domain.partition import IndicatorConfig
 from charter_indicators.kafka_io import BulkProducer, CheckpointStore, read_to_end
 from charter_indicators.metrics import IndicatorMetrics
+from charter_indicators.pacing import FlushPacer
 from charter_indicators.procedures import load_rules
 from charter_indicators.readmodel import LatestReader, LatestSnapshots
 from charter_indicators.service import Aggregation, SiteStreams, Topics
@@ -313,6 +314,7 @@ class Indicators:
     async def _run_clock(self) -> None:
         settings = self.settings
         next_checkpoint = time.monotonic() + settings.checkpoint_seconds
+        pacer = FlushPacer(settings.flush_seconds, max_pause=MAX_FLUSH_PAUSE)
         pause = settings.flush_seconds
         while True:
             # the pause ends early when event time ran far ahead of the last flush (see ``behind``)
@@ -327,11 +329,8 @@ class Indicators:
                 await self.sites.tick()
                 self._flushed.set()
                 await self.aggregation.tick()
-                # a replay moves event time on at every flush, and a flush costs in proportion to the
-                # sites: flush less often then, so that it never takes more than a fifth of the CPU.
-                # CPU time, not wall time: a flush that waited for an absent broker cost nothing, and
-                # must not hold the next one back for four times the outage
-                pause = min(MAX_FLUSH_PAUSE, max(settings.flush_seconds, 4 * (time.process_time() - started)))
+                # flushes get a fifth of the time: live at once, in a replay spaced out (see pacing.py)
+                pause = pacer.after_flush(time.process_time() - started, time.monotonic())
                 if time.monotonic() >= next_checkpoint:
                     await self._commit(await self.sites.checkpoint())
                     next_checkpoint = time.monotonic() + settings.checkpoint_seconds
