@@ -353,6 +353,7 @@ class Indicators:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._clock_task
         self._closing = True
+        self._flushed.set()  # a batch waiting for the clock's flush goes on: no clock any more
         if self._producer_started:
             with contextlib.suppress(Exception):
                 await self._commit(await self.sites.checkpoint())
