@@ -77,9 +77,8 @@ async def _registry(partition: int) -> tuple[list[Any], int]:
     return [Record("sites", partition, 0, b"caf-1", site("caf-1").model_dump_json().encode())], 1
 
 
-async def test_a_replay_past_the_flush_gap_asks_for_a_flush_and_the_flush_keeps_only_the_last_hour() -> None:
-    calls, sink = Calls(), FakeSink()
-    streams = SiteStreams(
+def _streams(calls: Calls, sink: FakeSink) -> SiteStreams:
+    return SiteStreams(
         IndicatorConfig(),
         TOPICS,
         sink,
@@ -91,6 +90,24 @@ async def test_a_replay_past_the_flush_gap_asks_for_a_flush_and_the_flush_keeps_
         site_snapshot_seconds=0,
         max_flush_gap=GAP,
     )
+
+
+async def test_live_a_minute_closing_is_worth_a_flush_and_the_flush_answers_it() -> None:
+    calls, sink = Calls(), FakeSink()
+    streams = _streams(calls, sink)
+    await streams.assign([0])
+    await streams.handle(calls.add(range(3)))
+    await streams.tick()
+    assert not streams.minute_closed()
+    await streams.handle(calls.add(range(3, 4)))  # a call a minute later: the watermark passes a minute
+    assert streams.minute_closed()
+    await streams.tick()
+    assert not streams.minute_closed()
+
+
+async def test_a_replay_past_the_flush_gap_asks_for_a_flush_and_the_flush_keeps_only_the_last_hour() -> None:
+    calls, sink = Calls(), FakeSink()
+    streams = _streams(calls, sink)
     await streams.assign([0])
     await streams.handle(calls.add(range(20)))
     assert not streams.behind()  # 20 minutes of event time: the clock's pause decides

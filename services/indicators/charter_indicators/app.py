@@ -155,6 +155,7 @@ class Indicators:
         self._clock_task: asyncio.Task[None] | None = None
         self._flush_now = asyncio.Event()
         self._flushed = asyncio.Event()
+        self._pacer = FlushPacer(settings.flush_seconds, max_pause=MAX_FLUSH_PAUSE)
         self._closing = False
         self._unrestored: set[int] = set()
 
@@ -206,6 +207,8 @@ class Indicators:
                 self._flush_now.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._flushed.wait(), MAX_FLUSH_PAUSE)
+            elif self._pacer.budget >= 0 and self.sites.minute_closed():
+                self._flush_now.set()  # live: a minute closed, its figures go out now, not at the next tick
         except Exception:
             log.exception("failed to process a batch; restoring the partitions from their checkpoints")
             await self._recover()
@@ -314,7 +317,6 @@ class Indicators:
     async def _run_clock(self) -> None:
         settings = self.settings
         next_checkpoint = time.monotonic() + settings.checkpoint_seconds
-        pacer = FlushPacer(settings.flush_seconds, max_pause=MAX_FLUSH_PAUSE)
         pause = settings.flush_seconds
         while True:
             # the pause ends early when event time ran far ahead of the last flush (see ``behind``)
@@ -330,7 +332,7 @@ class Indicators:
                 self._flushed.set()
                 await self.aggregation.tick()
                 # flushes get a fifth of the time: live at once, in a replay spaced out (see pacing.py)
-                pause = pacer.after_flush(time.process_time() - started, time.monotonic())
+                pause = self._pacer.after_flush(time.process_time() - started, time.monotonic())
                 if time.monotonic() >= next_checkpoint:
                     await self._commit(await self.sites.checkpoint())
                     next_checkpoint = time.monotonic() + settings.checkpoint_seconds

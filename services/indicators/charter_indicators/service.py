@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from charter_contracts import DeadLetter, RejectReason, Site
 from charter_indicators.decoding import UndecodableError, decode_event
 from charter_indicators.domain.aggregate import Aggregator
-from charter_indicators.domain.calendar import idle_time
+from charter_indicators.domain.calendar import idle_time, minute_floor
 from charter_indicators.domain.events import Outcome
 from charter_indicators.domain.partition import (
     CALLS,
@@ -279,6 +279,13 @@ class SiteStreams:
             if flushed is not None and state.watermark - flushed > self.max_flush_gap:
                 return True
         return False
+
+    def minute_closed(self) -> bool:
+        """A partition's watermark reached a minute whose figures are not out yet: live, worth a flush now."""
+        return any(
+            state.as_of is not None and minute_floor(state.watermark) > state.as_of
+            for state in self.partitions.values()
+        )
 
     def _progress(self, now: float) -> None:
         """Advance each partition's watermark from where each of its streams stands."""
