@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry
 
 from charter_indicators.domain.partition import IndicatorConfig
@@ -45,11 +46,17 @@ class FakeSink:
 
 
 class FakeStore:
+    def __init__(self) -> None:
+        self.saved: dict[int, tuple[int, bytes]] = {}
+
     async def load(self, partition: int) -> Checkpoint | None:
-        return None
+        if partition not in self.saved:
+            return None
+        generation, document = self.saved[partition]
+        return Checkpoint(generation, orjson.loads(document))
 
     async def save(self, partition: int, generation: int, document: bytes) -> None:
-        return None
+        self.saved[partition] = (generation, document)
 
 
 class Calls:
@@ -77,12 +84,12 @@ async def _registry(partition: int) -> tuple[list[Any], int]:
     return [Record("sites", partition, 0, b"caf-1", site("caf-1").model_dump_json().encode())], 1
 
 
-def _streams(calls: Calls, sink: FakeSink) -> SiteStreams:
+def _streams(calls: Calls, sink: FakeSink, store: FakeStore | None = None) -> SiteStreams:
     return SiteStreams(
         IndicatorConfig(),
         TOPICS,
         sink,
-        FakeStore(),
+        store or FakeStore(),
         _registry,
         IndicatorMetrics(CollectorRegistry()),
         lambda topic, p: len(calls.records) if topic == "calls" else 0,
@@ -123,3 +130,20 @@ async def test_a_replay_past_the_flush_gap_asks_for_a_flush_and_the_flush_keeps_
     # the 1-hour window's 60 minutes, and the two the grace period still holds open
     assert len(parts.minutes) == 62
     assert any(topic == "indicators" for topic, _ in sink.sent)  # and the figures went out
+
+
+async def test_a_checkpoint_saves_each_partition_with_the_offsets_it_covers_and_returns_them_to_commit() -> None:
+    calls, sink, store = Calls(), FakeSink(), FakeStore()
+    streams = _streams(calls, sink, store)
+    await streams.assign([0, 1])
+    await streams.handle(calls.add(range(30)))
+    commits = await streams.checkpoint()
+    assert commits[("calls", 0)] == 30
+    assert sorted(store.saved) == [0, 1]
+    generation, document = store.saved[0]
+    assert generation == 1
+    assert orjson.loads(document)["offsets"]["calls"] == 30
+
+    restored = _streams(calls, FakeSink(), store)
+    await restored.assign([0])
+    assert restored.partitions[0].watermark == streams.partitions[0].watermark
