@@ -128,7 +128,7 @@ class SiteStreams:
         *,
         idle_seconds: float,
         site_snapshot_seconds: float,
-        max_flush_gap: float = 1800.0,
+        max_flush_gap: float = 7200.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config

@@ -55,7 +55,7 @@ class IndicatorsSettings(ServiceSettings):
         default=1.0, gt=0, description="How often figures are brought up to date and published (wall clock)."
     )
     max_flush_gap_seconds: float = Field(
-        default=1800.0,
+        default=7200.0,
         gt=0,
         description="Event time may run this far past a partition's last flush before one is done at once "
         "(a replay): bounds the minutes kept in memory, whatever the pause between flushes.",
