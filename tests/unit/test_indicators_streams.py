@@ -111,6 +111,13 @@ async def test_live_a_minute_closing_is_worth_a_flush_and_the_flush_answers_it()
     await streams.tick()
     assert not streams.minute_closed()
 
+    # a replay (records still to read on the topic) leaves the flushes to the clock's pacing
+    batch = calls.add(range(4, 10))
+    await streams.handle(batch[:3])
+    assert not streams.minute_closed()
+    await streams.handle(batch[3:])
+    assert streams.minute_closed()
+
 
 async def test_a_replay_past_the_flush_gap_asks_for_a_flush_and_the_flush_keeps_only_the_last_hour() -> None:
     calls, sink = Calls(), FakeSink()

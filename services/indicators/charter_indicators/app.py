@@ -207,8 +207,10 @@ class Indicators:
                 self._flush_now.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._flushed.wait(), MAX_FLUSH_PAUSE)
-            elif self._pacer.budget >= 0 and self.sites.minute_closed():
-                self._flush_now.set()  # live: a minute closed, its figures go out now, not at the next tick
+            elif self.sites.minute_closed():
+                # live (read up to date), a minute closed: its figures go out now. The pacing protects a
+                # backlog's throughput; with nothing to read there is nothing to protect
+                self._flush_now.set()
         except Exception:
             log.exception("failed to process a batch; restoring the partitions from their checkpoints")
             await self._recover()

@@ -281,11 +281,22 @@ class SiteStreams:
         return False
 
     def minute_closed(self) -> bool:
-        """A partition's watermark reached a minute whose figures are not out yet: live, worth a flush now."""
+        """Live, a partition's watermark reached a minute whose figures are not out yet: worth a flush now.
+
+        Live means read up to date: a replay (records still to read) leaves the flushes to the pacing.
+        """
         return any(
-            state.as_of is not None and minute_floor(state.watermark) > state.as_of
-            for state in self.partitions.values()
+            state.as_of is not None and minute_floor(state.watermark) > state.as_of and self._read_up_to_date(p)
+            for p, state in self.partitions.items()
         )
+
+    def _read_up_to_date(self, p: int) -> bool:
+        offsets = self.offsets[p]
+        for topic in self.topics.canonical:
+            end = self.highwater(topic, p)
+            if end is None or offsets.get(topic, 0) < end:
+                return False
+        return True
 
     def _progress(self, now: float) -> None:
         """Advance each partition's watermark from where each of its streams stands."""
