@@ -321,7 +321,8 @@ class Indicators:
         next_checkpoint = time.monotonic() + settings.checkpoint_seconds
         pause = settings.flush_seconds
         while True:
-            # the pause ends early when event time ran far ahead of the last flush (see ``behind``)
+            # the pause ends early when event time ran far ahead of the last flush (``behind``) or, live,
+            # when a minute closed (``minute_closed``)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), pause)
             self._flush_now.clear()
