@@ -29,6 +29,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from charter_ops.kafka.local import LocalKafka
+from charter_ops.process import rss_bytes
 from charter_ops.stack import Child, _charter
 
 SERVICES = ("ingest", "indicators", "alerts")
@@ -123,17 +124,6 @@ def memory_growth(series: Sequence[int]) -> int:
         return 0
     width = max(1, min(5, len(watched) // 3))
     return int(statistics.median(watched[-width:]) - statistics.median(watched[:width]))
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process (0 once it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return 0
-    return 0
 
 
 def metric_sums(text: str, names: Sequence[str], by: str | None = None) -> dict[str, float]:

@@ -291,23 +291,21 @@ class SiteStreams:
         )
 
     def _read_up_to_date(self, p: int) -> bool:
-        offsets = self.offsets[p]
-        for topic in self.topics.canonical:
-            end = self.highwater(topic, p)
-            if end is None or offsets.get(topic, 0) < end:
-                return False
-        return True
+        return not any(self._unread(p, topic) for topic in self.topics.canonical)
+
+    def _unread(self, p: int, topic: str) -> bool:
+        """Records of the topic-partition not read yet (or its end not known yet)."""
+        end = self.highwater(topic, p)
+        return end is None or self.offsets[p].get(topic, 0) < end
 
     def _progress(self, now: float) -> None:
         """Advance each partition's watermark from where each of its streams stands."""
         for p, state in self.partitions.items():
-            offsets = self.offsets[p]
             behind = []
             clock = {}
             for topic in self.topics.canonical:
-                end = self.highwater(topic, p)
                 stream = self.topics.stream(topic)
-                if end is None or offsets.get(topic, 0) < end:
+                if self._unread(p, topic):
                     behind.append(stream)
                 else:
                     last = self.last_event.get((p, topic), now)
