@@ -84,7 +84,8 @@ async def _registry(partition: int) -> tuple[list[Any], int]:
     return [Record("sites", partition, 0, b"caf-1", site("caf-1").model_dump_json().encode())], 1
 
 
-def _streams(calls: Calls, sink: FakeSink, store: FakeStore | None = None) -> SiteStreams:
+def _streams(calls: Calls, sink: FakeSink, store: FakeStore | None = None, **options: Any) -> SiteStreams:
+    settings: dict[str, Any] = {"idle_seconds": 0, "site_snapshot_seconds": 0, "max_flush_gap": GAP, **options}
     return SiteStreams(
         IndicatorConfig(),
         TOPICS,
@@ -93,10 +94,13 @@ def _streams(calls: Calls, sink: FakeSink, store: FakeStore | None = None) -> Si
         _registry,
         IndicatorMetrics(CollectorRegistry()),
         lambda topic, p: len(calls.records) if topic == "calls" else 0,
-        idle_seconds=0,
-        site_snapshot_seconds=0,
-        max_flush_gap=GAP,
+        **settings,
     )
+
+
+def _site_snapshots(sink: FakeSink) -> list[dict[str, Any]]:
+    documents = [orjson.loads(value) for topic, value in sink.sent if topic == "indicators" and value]
+    return [d for d in documents if d["scope"]["site_id"] and d["window"] not in ("hour", "day")]
 
 
 async def test_live_a_minute_closing_is_worth_a_flush_and_the_flush_answers_it() -> None:
@@ -154,3 +158,23 @@ async def test_a_checkpoint_saves_each_partition_with_the_offsets_it_covers_and_
     restored = _streams(calls, FakeSink(), store)
     await restored.assign([0])
     assert restored.partitions[0].watermark == streams.partitions[0].watermark
+
+
+async def test_a_round_of_site_snapshots_due_when_no_minute_closed_goes_out_with_the_next_minute() -> None:
+    """Live, most ticks find no closed minute: the sites' round must wait for one, not be skipped."""
+    calls, sink = Calls(), FakeSink()
+    now = [1000.0]
+    streams = _streams(calls, sink, site_snapshot_seconds=30, clock=lambda: now[0])
+    await streams.assign([0])
+    await streams.handle(calls.add(range(3)))
+    await streams.tick()  # the first round, with the first minutes
+    assert _site_snapshots(sink)
+
+    sink.sent.clear()
+    now[0] += 31  # the next round is due, but no minute closed since the last flush
+    await streams.tick()
+    assert not _site_snapshots(sink)
+    now[0] += 1
+    await streams.handle(calls.add(range(3, 4)))  # a minute closes a second later
+    await streams.tick()
+    assert {d["scope"]["site_id"] for d in _site_snapshots(sink)} == {"caf-1"}

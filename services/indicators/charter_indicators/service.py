@@ -150,7 +150,8 @@ class SiteStreams:
         self.saving = asyncio.Lock()
         self.encoder = SnapshotEncoder()
         self.writer = uuid.uuid4().hex[:8]
-        self._sites_published_at = -float("inf")
+        #: when each partition last published its sites' current windows
+        self._sites_published_at: dict[int, float] = {}
 
     # -- assignment -------------------------------------------------------------------
 
@@ -202,6 +203,7 @@ class SiteStreams:
             for p in gone:
                 self.partitions.pop(p, None)
                 self.offsets.pop(p, None)
+                self._sites_published_at.pop(p, None)
                 for topic in self.topics.canonical:
                     self.last_event.pop((p, topic), None)
         return commits
@@ -347,11 +349,14 @@ class SiteStreams:
         now = self.clock()
         async with self.lock:
             self._progress(now)
-            publish_sites = now - self._sites_published_at >= self.site_snapshot_seconds
             for p, state in sorted(self.partitions.items()):
-                await self._publish(p, state.flush(site_snapshots=publish_sites))
-            if publish_sites:
-                self._sites_published_at = now
+                # a partition's round of site snapshots stays due until a flush that ran (a minute
+                # closed) delivers it: ticks that find no closed minute are the common case live
+                due = now - self._sites_published_at.get(p, -float("inf")) >= self.site_snapshot_seconds
+                result = state.flush(site_snapshots=due)
+                if due and result.advanced:
+                    self._sites_published_at[p] = now
+                await self._publish(p, result)
             as_of = [s.as_of for s in self.partitions.values() if s.as_of is not None]
             if as_of:
                 self.metrics.watermark.set(min(as_of))
