@@ -132,14 +132,13 @@ async def test_a_replay_past_the_flush_gap_asks_for_a_flush_and_the_flush_keeps_
 
     await streams.handle(calls.add(range(20, 200)))  # three hours more, read faster than the clock flushes
     assert streams.behind()
-    parts = streams.partitions[0].sites["caf-1"].parts
-    assert parts is not None
-    assert len(parts.minutes) == 200
+    state = streams.partitions[0]
+    assert state.minutes_held() == 200  # every minute's calls wait for the next flush
 
     await streams.tick()
     assert not streams.behind()
-    # the 1-hour window's 60 minutes, and the two the grace period still holds open
-    assert len(parts.minutes) == 62
+    # the 1-hour window's 60 minutes, and the two the grace period still holds back
+    assert state.minutes_held() == 62
     assert any(topic == "indicators" for topic, _ in sink.sent)  # and the figures went out
 
 
@@ -178,3 +177,17 @@ async def test_a_round_of_site_snapshots_due_when_no_minute_closed_goes_out_with
     await streams.handle(calls.add(range(3, 4)))  # a minute closes a second later
     await streams.tick()
     assert {d["scope"]["site_id"] for d in _site_snapshots(sink)} == {"caf-1"}
+
+
+async def test_a_checkpoint_of_an_older_version_is_set_aside_and_the_partition_rebuilt_from_its_topics() -> None:
+    calls, sink, store = Calls(), FakeSink(), FakeStore()
+    older = {"state": {"partition": 0, "sites": {}}, "offsets": {"calls": 40}, "writer": "old"}
+    store.saved[0] = (7, orjson.dumps(older))
+    streams = _streams(calls, sink, store)
+    seeks = await streams.assign([0])
+    assert seeks[("calls", 0)] is None  # from the start of the topic, not from offset 40
+    await streams.handle(calls.add(range(3)))
+    await streams.checkpoint()
+    generation, document = store.saved[0]
+    assert generation == 8
+    assert orjson.loads(document)["offsets"]["calls"] == 3

@@ -77,9 +77,45 @@ def test_late_events_are_not_counted_duplicates_count_once_out_of_order_within_g
     assert state.apply(call(T0, "caf-1", event_id="same")) is Outcome.DUPLICATE
     assert state.apply(call(T0 + 300, "caf-1")) is Outcome.ACCEPTED
     assert state.apply(call(T0 + 250, "caf-1")) is Outcome.ACCEPTED  # 50 s out of order: within grace
-    assert state.apply(call(T0 + 200, "caf-1")) is Outcome.LATE  # 100 s behind the stream: late
+    # a call is known once it has ended, so it is judged on its end: this one ended 90 s
+    # before the stream's latest call arrived, later than the grace period allows
+    assert state.apply(call(T0 + 200, "caf-1", answered_after=None, duration=10)) is Outcome.LATE
+    # received 200 s before the latest call, but it was still going on: not late
+    assert state.apply(call(T0 + 100, "caf-1", answered_after=20, duration=180)) is Outcome.ACCEPTED
     assert state.apply(call(T0, "caf-unknown")) is Outcome.UNKNOWN_SITE
     assert state.apply(call(T0, "caf-1", network="cpam")) is Outcome.UNKNOWN_SITE  # not that network's site
     figures = run(state, [call(LATER, "caf-1", ivr_only=True)])
     hour = figures.get("pickup_rate", "1h", network="caf")
-    assert hour.denominator == 3
+    assert hour.denominator == 4
+
+
+def test_a_call_counts_where_it_was_received_from_the_first_minute_after_it_ended() -> None:
+    # networks publish a call record when the call ends: an answered call of four minutes
+    # arrives after calls received later; it belongs to the minute it was received in
+    state = partition(site("caf-1"), config=IndicatorConfig(grace=60))
+    received = ts("2024-03-04T09:58:00+01:00")
+    long_call = call(received, "caf-1", answered_after=30, duration=210)  # ends at 10:02
+    figures = run(state, [call(received + 60 + i, "caf-1", answered_after=None, duration=10) for i in range(3)])
+    # as of 09:58 (the watermark is a minute behind the latest call): nothing received before has ended
+    assert figures.get("pickup_rate", "1h", network="caf").denominator == 0
+    figures = run(state, [call(ts("2024-03-04T10:02:00+01:00"), "caf-1", ivr_only=True)], figures=figures)
+    # as of 10:01 the 9 o'clock hour is closed and published: the long call is still going on
+    nine = figures.get("pickup_rate", "hour", network="caf", start=ts("2024-03-04T09:00:00+01:00"))
+    assert (nine.numerator, nine.denominator, nine.as_of) == (0, 3, ts("2024-03-04T10:01:00+01:00"))
+    figures = run(state, [long_call, call(ts("2024-03-04T10:05:00+01:00"), "caf-1", ivr_only=True)], figures=figures)
+    hour = figures.get("pickup_rate", "1h", network="caf")
+    assert hour.as_of == ts("2024-03-04T10:04:00+01:00")
+    assert (hour.numerator, hour.denominator) == (1, 4)
+    # it revises the hour it was received in, closed and published, which is published again
+    nine = figures.get("pickup_rate", "hour", network="caf", start=ts("2024-03-04T09:00:00+01:00"))
+    assert (nine.numerator, nine.denominator, nine.as_of) == (1, 4, hour.as_of)
+    site_nine = figures.get(
+        "pickup_rate", "hour", network="caf", department="75", site_id="caf-1", start=ts("2024-03-04T09:00:00+01:00")
+    )
+    assert (site_nine.numerator, site_nine.denominator) == (1, 4)
+
+
+def test_a_call_longer_than_the_longest_counted_is_late() -> None:
+    state = partition(site("caf-1"), config=IndicatorConfig(max_call=1800))
+    assert state.apply(call(T0, "caf-1", answered_after=60, duration=1740)) is Outcome.ACCEPTED  # 30 min
+    assert state.apply(call(T0, "caf-1", answered_after=60, duration=1741)) is Outcome.LATE

@@ -165,6 +165,14 @@ class SiteStreams:
                 for record in records:
                     self._registry(state, record)
                 checkpoint = await self.store.load(p)
+                if checkpoint is not None and not PartitionState.loadable(checkpoint.document["state"]):
+                    log.warning(
+                        "partition %s: checkpoint %s is of another version; the partition is rebuilt from its topics",
+                        p,
+                        checkpoint.generation,
+                    )
+                    self.generations[p] = checkpoint.generation
+                    checkpoint = None
                 offsets: dict[str, int] = {}
                 if checkpoint is not None:
                     state.load(checkpoint.document["state"])

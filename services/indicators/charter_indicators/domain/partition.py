@@ -10,37 +10,61 @@ Time model (README, "Event time"):
   (see ``progress``); an event older than ``W``, or older than the latest event of its
   own stream minus the grace period, is late: it is not counted (the service reports it);
 - everything is computed *as of* ``A``, the watermark rounded down to the minute: every
-  event before ``A`` has been counted, none after it, so a published figure never
-  changes afterwards, and the order of events within the grace period does not matter;
+  event before ``A`` has been counted, none after it, and the order of events within the
+  grace period does not matter;
+- a call is known once it has ended: it counts in the window it was received in, from
+  the first ``A`` after its end (so lateness is judged on ``ended_at``); calls longer than
+  ``max_call`` are late. A call that ends after its minute was published revises that
+  minute's windows, hour and day (they are published again);
 - windows: ``15m`` = [A-15min, A), ``1h`` = [A-1h, A), ``hour`` = the UTC hour of the
   last complete minute, ``today`` and ``day`` = the local day of the last complete
-  minute, up to A; ``7d`` = today and the six local days before it; ``live`` = at A.
+  minute, up to A; ``7d`` = today and the six local days before it; ``live`` = just before A.
 
-Calls and cases are counted as they arrive into a site's minute, hour and day buckets
-and into its department's minute buckets; a department's windows are differences of
-running totals. Every part is a whole number (waits in milliseconds, processing in
-seconds), so sums are exact in any order. Opening time is measured: the site's
-effective open timeline (a counter open, not stale, not in an unannounced closure)
-intersected with its scheduled intervals.
+What a flush costs follows what changed, not how many sites there are:
+
+- opening time accrues between changes (``opening.py``): the partition sweeps, in time
+  order, the instants a site's state changes (schedule edges, unannounced closures,
+  counters, staleness) and the hour and day boundaries, keeping running integrals per
+  site and per department (a department's rates are counts of sites);
+- calls and cases are added to their site's and department's hour and day buckets when
+  they take effect, and to a log of the last hour (one 64-bit integer each) from which
+  the 15-minute and 1-hour windows slide: a minute leaving a window is subtracted.
+
+Every part of calls and cases is a whole number (waits in milliseconds, processing in
+seconds), so sums and differences are exact in any order.
 """
 
 from __future__ import annotations
 
 import base64
 import bisect
+import heapq
 import math
 import zlib
 from array import array
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import sub
 from typing import Any
 
 from charter_contracts.sites import department_timezone
+from charter_indicators.domain import opening
 from charter_indicators.domain.calendar import DAY, HOUR, MINUTE, LocalDays, local_days, minute_floor
 from charter_indicators.domain.deadline import ProcedureRules, within_deadline
-from charter_indicators.domain.events import Call, Case, DomainEvent, Outcome
-from charter_indicators.domain.intervals import Interval, intersect, subtract
+from charter_indicators.domain.events import Call, Case, CounterChange, DomainEvent, Outcome
+from charter_indicators.domain.opening import (
+    ACC_OPEN,
+    ACC_SCHED,
+    AT,
+    DAY_AT,
+    DAY_OPEN,
+    DAY_SCHED,
+    HOUR_AT,
+    HOUR_OPEN,
+    HOUR_SCHED,
+    RATE_OPEN,
+    RATE_SCHED,
+)
 from charter_indicators.domain.parts import (
     ANSWERED,
     GROUP_WIDTH,
@@ -54,20 +78,21 @@ from charter_indicators.domain.parts import (
     LIVE_WIDTH,
     OFFERED,
     OPEN_SECONDS,
+    PROCESSING_EDGES,
+    PROCESSING_HIST,
     PROCESSING_SUM,
     SCHEDULED_SECONDS,
     SHORT,
     SITE_WIDTH,
     SITES_SCHEDULED,
+    WAIT_EDGES,
+    WAIT_HIST,
     WAIT_SUM,
     WITH_DEADLINE,
     WITHIN_DEADLINE,
     WITHIN_SL,
     WITHOUT_DEADLINE,
     add_into,
-    processing_bin,
-    set_opening,
-    wait_bin,
     zeros,
 )
 from charter_indicators.domain.schedule import SiteInfo
@@ -86,11 +111,12 @@ ROLLING = ("15m", "1h", "today", "7d")
 COUNTERS, CALLS, CASES = "k", "c", "d"
 #: How far back closed calendar buckets are still published after a jump of the watermark.
 BUCKET_HORIZON = 8 * DAY
-_GROUP_ZEROS = bytes(8 * GROUP_WIDTH)
-_RING = 8  # local days kept per site (7d window + the day just closed)
-_PARIS = "Europe/Paris"
+#: A flush moves time on by at most this much at once (a longer jump goes in steps).
+STEP = 6 * HOUR
+#: Version of the checkpoint documents ``dump`` writes; a document of another version is not loaded.
+CHECKPOINT_FORMAT = 2
 NEG_INF = -math.inf
-_SITE_ZERO = array("d", [0.0] * SITE_WIDTH)
+_PARIS = "Europe/Paris"
 
 ScopeKey = tuple[str | None, str | None]
 Payload = dict[str, Any]
@@ -104,297 +130,177 @@ class IndicatorConfig:
     stale_after: float = 12 * HOUR
     short_abandon: float = 5.0
     service_level: float = 60.0
+    #: a call lasting longer than this (received to ended) is late: it could revise hours long published
+    max_call: float = HOUR
     rules: ProcedureRules = field(default_factory=ProcedureRules)
 
 
-def _sub(a: Sequence[float], b: Sequence[float]) -> list[float]:
-    if len(a) != len(b):
-        raise ValueError(f"vectors of {len(a)} and {len(b)} parts")
-    return list(map(sub, a, b))  # the loop in C: flushes subtract hundreds of thousands of vectors
+# -- a site's state, as bits ------------------------------------------------------------------
+SCHED, RAW, UNANN, STALE = 1, 2, 4, 8  # scheduled; a counter open (not expired); unannounced closure; stale
 
 
-class SiteParts:
-    """Calls and cases of one site: per minute (last hour), per UTC hour (until published), per local day.
-
-    Each event is added to its three buckets as it arrives, so reading a window never
-    re-adds minutes. Local days live in a ring of eight (the 7d window and the day just
-    closed), in one flat array to keep a site's state small.
-    """
-
-    __slots__ = ("hours", "local", "minutes", "ring", "ring_days")
-
-    def __init__(self, local: LocalDays) -> None:
-        self.local = local
-        self.minutes: dict[int, array[float]] = {}
-        self.hours: dict[int, array[float]] = {}
-        self.ring = array("d", bytes(8 * SITE_WIDTH * _RING))
-        self.ring_days = [-1] * _RING
-
-    def targets(self, t: float) -> tuple[array[float], array[float], int]:
-        """The minute bucket, hour bucket and day offset (in ``ring``) of instant ``t``."""
-        m = int(t // MINUTE)
-        minutes = self.minutes
-        minute = minutes.get(m)
-        if minute is None:
-            minute = minutes[m] = array("d", _SITE_ZERO)
-        h = m // 60 * HOUR
-        hour = self.hours.get(h)
-        if hour is None:
-            hour = self.hours[h] = array("d", _SITE_ZERO)
-        day = self.local.day_of(t)
-        slot = day % _RING
-        if self.ring_days[slot] == day:
-            return minute, hour, slot * SITE_WIDTH
-        return minute, hour, self.day_offset(day)
-
-    def day_offset(self, day: int) -> int:
-        slot = day % _RING
-        offset = slot * SITE_WIDTH
-        if self.ring_days[slot] != day:
-            self.ring_days[slot] = day
-            for i in range(offset, offset + SITE_WIDTH):
-                self.ring[i] = 0.0
-        return offset
-
-    def day(self, day: int) -> list[float]:
-        slot = day % _RING
-        if self.ring_days[slot] != day:
-            return zeros(SITE_WIDTH)
-        offset = slot * SITE_WIDTH
-        return list(self.ring[offset : offset + SITE_WIDTH])
-
-    def minutes_between(self, start: float, end: float) -> list[float]:
-        out = zeros(SITE_WIDTH)
-        lo, hi = start / MINUTE, end / MINUTE
-        for m, bucket in self.minutes.items():
-            if lo <= m < hi:
-                add_into(out, bucket)
-        return out
-
-    def windows(self, a: float, hour: float, today: int) -> dict[str, list[float]]:
-        """Calls and cases over the current windows at ``a`` (events at or after ``a`` left out)."""
-        am = a / MINUTE
-        w15 = zeros(SITE_WIDTH)
-        w60 = zeros(SITE_WIDTH)
-        current_hour = zeros(SITE_WIDTH)
-        future = zeros(SITE_WIDTH)  # events of today at or after a (within the grace period)
-        for m, bucket in self.minutes.items():
-            if m >= am:
-                if self.local.day_of(m * MINUTE) == today:
-                    add_into(future, bucket)
-                continue
-            if m >= am - 60:
-                add_into(w60, bucket)
-                if m >= am - 15:
-                    add_into(w15, bucket)
-                if m * MINUTE >= hour:
-                    add_into(current_hour, bucket)
-        today_parts = _sub(self.day(today), future)
-        week = list(today_parts)
-        for day in range(today - 6, today):
-            add_into(week, self.day(day))
-        return {"15m": w15, "1h": w60, "hour": current_hour, "today": today_parts, "7d": week}
-
-    def prune(self, a: float) -> None:
-        limit = a / MINUTE - 60
-        if any(m < limit for m in self.minutes):  # rebuilt, not deleted from: a dict never shrinks
-            self.minutes = {m: bucket for m, bucket in self.minutes.items() if m >= limit}
-        if len(self.hours) > 2:  # hours older than the publishing horizon (after a jump of the watermark)
-            for h in [h for h in self.hours if h < a - BUCKET_HORIZON - HOUR]:
-                del self.hours[h]
-
-    def dump(self) -> list[Any]:
-        return [
-            list(self.minutes),
-            _pack(self.minutes.values()),
-            list(self.hours),
-            _pack(self.hours.values()),
-            self.ring_days,
-            _pack([self.ring]),
-        ]
-
-    def load(self, data: list[Any]) -> None:
-        minutes, minute_values, hours, hour_values, ring_days, ring = data
-        self.minutes = dict(zip(map(int, minutes), _unpack_arrays(minute_values, SITE_WIDTH), strict=True))
-        self.hours = dict(zip(map(int, hours), _unpack_arrays(hour_values, SITE_WIDTH), strict=True))
-        self.ring_days = [int(d) for d in ring_days]
-        self.ring = array("d", base64.b64decode(ring))
+def _contribution(flags: int) -> tuple[int, int, int, int, int]:
+    """(open and scheduled, scheduled, open outside the schedule, stale, stale and scheduled)."""
+    scheduled = flags & SCHED != 0
+    effective = flags & RAW != 0 and flags & UNANN == 0
+    stale = flags & STALE != 0
+    return (
+        int(scheduled and effective),
+        int(scheduled),
+        int(effective and not scheduled),
+        int(stale),
+        int(stale and scheduled),
+    )
 
 
-class ScopeParts:
-    """Calls and cases of a department of a network (or of a procedure), as running totals.
+_CONTRIBUTION = [_contribution(flags) for flags in range(16)]
+# edge kinds, in the order they apply at one instant (after counter events)
+_SCHEDULE, _CLOSURE, _EXPIRY = 0, 1, 2
 
-    Minutes not yet reached by ``a`` wait in ``minutes``; ``advance`` adds them to the
-    running total in order and keeps its value at each minute of the last hour (and at
-    each local midnight of the last nine days), so any window is one subtraction.
-    """
+# -- calls and cases, as log records ----------------------------------------------------------
+# record = site index (18 bits) | code (14 bits) | value (32 bits: wait in ms, processing in s)
+# code = kind (3 bits) | histogram bin (5 bits) | procedure label (6 bits)
+_SITE_SHIFT, _CODE_SHIFT = 46, 32
+_VALUE_MASK = (1 << 32) - 1
+_CODE_MASK = (1 << 14) - 1
+MAX_SITES = 1 << 18
+MAX_LABELS = 1 << 6
+_ABANDONED, _ANSWERED, _ANSWERED_SL, _SHORT, _IVR, _CASE_WITHIN, _CASE_LATE, _CASE_NONE = range(8)
+#: per kind: the parts counted once, the part the value adds to (-1: none), the histogram's first part
+_KINDS: tuple[tuple[tuple[int, ...], int, int], ...] = (
+    ((OFFERED,), -1, -1),
+    ((OFFERED, ANSWERED), WAIT_SUM, WAIT_HIST),
+    ((OFFERED, ANSWERED, WITHIN_SL), WAIT_SUM, WAIT_HIST),
+    ((SHORT,), -1, -1),
+    ((IVR,), -1, -1),
+    ((WITH_DEADLINE, WITHIN_DEADLINE), PROCESSING_SUM, PROCESSING_HIST),
+    ((WITH_DEADLINE,), PROCESSING_SUM, PROCESSING_HIST),
+    ((WITHOUT_DEADLINE,), PROCESSING_SUM, PROCESSING_HIST),
+)
 
-    __slots__ = ("local", "marks", "midnights", "minutes", "running", "running_at")
+# -- buckets: a tag (hour start or day ordinal), then the parts --------------------------------
+_SITE_ROW = 1 + SITE_WIDTH
+_GROUP_ROW = 1 + GROUP_WIDTH
+_RING = 7  # local days kept: the 7d window (today and six days), the day just closed among them
 
-    def __init__(self, local: LocalDays) -> None:
-        self.local = local
-        #: machine arrays, not lists: a list of 47 floats is three times the size, and a replay
-        #: holds a scope's minutes until the next flush
-        self.minutes: dict[int, array[float]] = {}
-        self.running = zeros(GROUP_WIDTH)
-        self.running_at: int | None = None
-        #: (minute m, total of the minutes before m), sorted: the total at any later minute until the next
-        #: mark; compact arrays, as a department keeps one per busy minute of the last hour
-        self.marks: list[tuple[int, Sequence[float]]] = []
-        self.midnights: dict[int, Sequence[float]] = {}
 
-    def minute(self, m: int) -> array[float]:
-        bucket = self.minutes.get(m)
-        if bucket is None:
-            bucket = self.minutes[m] = array("d", _GROUP_ZEROS)
-        return bucket
+def _ring_base(ring: array[float], row: int, day: int) -> int:
+    """Offset of day ``day``'s parts in a ring of days (claimed if its slot held an older day; -1 if newer)."""
+    base = (day % _RING) * row
+    held = ring[base]
+    if held != day:
+        if held > day:
+            return -1
+        ring[base] = day
+        for i in range(base + 1, base + row):
+            ring[i] = 0.0
+    return base + 1
 
-    def total_at(self, m: float) -> Sequence[float]:
-        """Sum of the minutes before minute ``m`` (``m`` within the last hour, or a kept boundary)."""
-        i = bisect.bisect_right(self.marks, m, key=lambda mark: mark[0]) - 1
-        return self.marks[i][1] if i >= 0 else zeros(GROUP_WIDTH)
 
-    def advance(self, a: float) -> None:
-        """Fold the minutes before ``a`` into the running total, keeping the marks."""
-        target = int(a // MINUTE)
-        start = self.running_at
-        if start is None:
-            start = min([target, *self.minutes])
-            self.marks = [(start, array("d", self.running))]
-        if target <= start:
-            return
-        folded = sorted(k for k in self.minutes if k < target)
-        for m in folded:
-            self.running = [x + y for x, y in zip(self.running, self.minutes.pop(m), strict=True)]
-            self.marks.append((m + 1, array("d", self.running)))
-        if folded:
-            self.minutes = dict(self.minutes)  # a dict never shrinks: a copy is sized to what is left
-        self.running_at = target
-        first_day = self.local.day_of(start * MINUTE)
-        for day in range(first_day, self.local.day_of(a) + 1):
-            midnight = self.local.midnight(day)
-            if start * MINUTE <= midnight <= a:
-                self.midnights[day] = self.total_at(midnight / MINUTE)
+def _ring_day(ring: array[float], row: int, day: int) -> list[float] | None:
+    base = (day % _RING) * row
+    if ring[base] != day:
+        return None
+    return ring[base + 1 : base + row].tolist()
 
-    def at_midnight(self, day: int) -> Sequence[float]:
-        value = self.midnights.get(day)
-        if value is not None:
-            return value
-        return self.total_at(self.local.midnight(day) / MINUTE)
 
-    def between(self, start: float, end: float) -> list[float]:
-        return _sub(self.total_at(end / MINUTE), self.total_at(start / MINUTE))
-
-    def prune(self, keep_from: float, today: int) -> None:
-        limit = keep_from / MINUTE
-        i = bisect.bisect_right(self.marks, limit, key=lambda mark: mark[0]) - 1
-        if i > 0:
-            self.marks = [(int(limit), self.marks[i][1]), *self.marks[i + 1 :]]
-        for day in [d for d in self.midnights if d < today - 9]:
-            del self.midnights[day]
-
-    def dump(self) -> list[Any]:
-        return [
-            list(self.minutes),
-            _pack(self.minutes.values()),
-            _pack([self.running]),
-            self.running_at,
-            [m for m, _ in self.marks],
-            _pack(v for _, v in self.marks),
-            list(self.midnights),
-            _pack(self.midnights.values()),
-        ]
-
-    def load(self, data: list[Any]) -> None:
-        minutes, minute_values, running, running_at, marks, mark_values, midnights, midnight_values = data
-        self.minutes = dict(zip(map(int, minutes), _unpack_arrays(minute_values, GROUP_WIDTH), strict=True))
-        self.running = _unpack_lists(running, GROUP_WIDTH)[0]
-        self.running_at = running_at
-        self.marks = list(zip(map(int, marks), _unpack_arrays(mark_values, GROUP_WIDTH), strict=True))
-        self.midnights = dict(zip(map(int, midnights), _unpack_arrays(midnight_values, GROUP_WIDTH), strict=True))
+def _new_ring(row: int) -> array[float]:
+    ring = array("d", bytes(8 * row * _RING))
+    for slot in range(_RING):
+        ring[slot * row] = -1.0
+    return ring
 
 
 class SiteState:
-    """Everything the partition keeps about one registered site (bounded: last hour, last 8 days)."""
+    """Everything the partition keeps about one registered site (bounded: the last hours, seven days)."""
 
     __slots__ = (
         "counters",
-        "day",
-        "expired",
+        "flags",
         "group",
+        "hours",
+        "idx",
         "info",
         "keys",
         "last_status",
-        "open_days",
-        "parts",
+        "op",
         "pending",
-        "seen",
-        "tl",
-        "tl0",
-        "tl_start",
+        "recent",
+        "ring",
+        "sched_end",
+        "version",
     )
 
-    def __init__(self, info: SiteInfo, group: ScopeParts) -> None:
+    def __init__(self, info: SiteInfo, group: Scope, idx: int) -> None:
         self.info = info
         self.group = group
-        self.parts: SiteParts | None = None
-        self.counters: set[str] = set()
+        self.idx = idx
+        self.flags = STALE
+        self.counters: tuple[str, ...] = ()
         self.last_status: float | None = None
-        self.expired = False
-        self.pending: list[tuple[float, int, str]] = []
-        self.seen: dict[str, float] = {}
-        # effective open timeline: state tl0 at tl_start, then changes (t, open)
-        self.tl_start = NEG_INF
-        self.tl0 = False
-        self.tl: list[tuple[float, bool]] = []
-        #: opening seconds (open, scheduled) of closed local days, the last seven
-        self.open_days: dict[int, tuple[float, float]] = {}
-        self.day: int | None = None
-        self.keys: list[int] | None = None
+        self.pending: list[tuple[float, int, str]] | None = None
+        #: running integrals of opening time (``opening.py``), set when time starts for the site
+        self.op: array[float] | None = None
+        self.recent: list[float] | None = None
+        self.sched_end: float | None = None
+        #: calls, cases and opening of the last seven local days
+        self.ring: array[float] | None = None
+        #: hour buckets not final yet: rows of [hour start, parts]
+        self.hours: array[float] | None = None
+        #: what decided the last snapshots of each indicator (to publish only what changed)
+        self.keys: array[int] | None = None
+        self.version = 0
 
     @property
     def is_open(self) -> bool:
-        """Effective state at the end of the timeline."""
-        return self.tl[-1][1] if self.tl else self.tl0
+        return self.flags & RAW != 0 and self.flags & UNANN == 0
 
-    def set_open(self, t: float, state: bool) -> None:
-        if state != self.is_open:
-            self.tl.append((t, state))
+    def hour_base(self, hour: float, create: bool) -> int:
+        """Offset of the parts of hour bucket ``hour`` in ``hours`` (-1 if absent and not created)."""
+        hours = self.hours
+        if hours is not None:
+            for base in range(0, len(hours), _SITE_ROW):
+                if hours[base] == hour:
+                    return base + 1
+        if not create:
+            return -1
+        row = array("d", bytes(8 * _SITE_ROW))
+        row[0] = hour
+        if hours is None:
+            self.hours = hours = row
+        else:
+            hours.extend(row)
+        return len(hours) - SITE_WIDTH
 
-    def state_at(self, t: float) -> bool:
-        state = self.tl0
-        for at, value in self.tl:
-            if at > t:
-                break
-            state = value
-        return state
 
-    def open_pieces(self, start: float, end: float) -> list[Interval]:
-        """Effective open intervals within [start, end), unannounced closures removed."""
-        out: list[Interval] = []
-        state = self.tl0
-        since = self.tl_start
-        for at, value in self.tl:
-            if state and at > start and since < end:
-                out.append((max(since, start), min(at, end)))
-            state, since = value, at
-        if state and since < end:
-            out.append((max(since, start), end))
-        if self.info.unannounced and out:
-            out = subtract(out, self.info.unannounced)
-        return out
+class Scope:
+    """A department of a network (opening, calls and cases), or a procedure of a network (cases)."""
 
-    def prune_timeline(self, start: float) -> None:
-        if start <= self.tl_start:
-            return
-        state = self.tl0
-        keep = []
-        for at, value in self.tl:
-            if at <= start:
-                state = value
-            else:
-                keep.append((at, value))
-        self.tl0, self.tl, self.tl_start = state, keep, start
+    __slots__ = ("ends", "hours", "live", "local", "op", "recent", "ring", "w15", "w60")
+
+    def __init__(self, local: LocalDays, *, opening_time: bool) -> None:
+        self.local = local
+        self.op: array[float] | None = None
+        self.recent: list[float] | None = None
+        #: last end of schedule of the sites not scheduled now, sorted (windows count the sites scheduled in them)
+        self.ends: list[float] = []
+        #: sites registered, stale, open outside their schedule, stale among the scheduled
+        self.live = array("d", bytes(8 * LIVE_WIDTH)) if opening_time else None
+        self.w15 = array("d", bytes(8 * GROUP_WIDTH))
+        self.w60 = array("d", bytes(8 * GROUP_WIDTH))
+        self.ring = _new_ring(_GROUP_ROW)
+        self.hours: dict[int, array[float]] = {}
+
+    def hour(self, hour: int) -> array[float]:
+        bucket = self.hours.get(hour)
+        if bucket is None:
+            bucket = self.hours[hour] = array("d", bytes(8 * GROUP_WIDTH))
+        return bucket
+
+    def scheduled_sites(self, start: float) -> float:
+        """Sites with scheduled time in [start, now): those scheduled now, and those whose schedule ended later."""
+        assert self.op is not None
+        return self.op[RATE_SCHED] + (len(self.ends) - bisect.bisect_right(self.ends, start))
 
 
 @dataclass
@@ -415,44 +321,93 @@ class PartitionState:
         self.partition = partition
         self.config = config
         self.sites: dict[str, SiteState] = {}
-        self.groups: dict[tuple[str, str], ScopeParts] = {}
-        self.procedures: dict[tuple[str, str], ScopeParts] = {}
-        #: latest event time seen per stream (counter, call, case)
+        self._site_list: list[SiteState | None] = []
+        self.groups: dict[tuple[str, str], Scope] = {}
+        self.procedures: dict[tuple[str, str], Scope] = {}
+        self._labels: dict[str, int] = {}
+        self._label_names: list[str] = []
+        #: latest event time seen per stream (counter, call, case); for calls, when they were received
         self.stream_max: dict[str, float] = {}
         self.watermark = NEG_INF
         self.origin: float | None = None
         self.as_of: float | None = None
+        #: where the sweep of opening time stands (None until the first flush)
+        self._swept: float | None = None
+        self._edges: list[tuple[float, int, int, float, bool]] = []
+        self._next_hour = math.inf
+        #: per time zone of sites or departments: (next midnight, the day it starts)
+        self._midnights: dict[LocalDays, list[float]] = {}
         self._pending_sites: set[str] = set()
-        self._open_sites: set[str] = set()
-        self._seen_sites: set[str] = set()
+        #: calls and cases waiting to take effect, by the minute they do (calls: their end)
+        self._staged: dict[int, list[DomainEvent]] = {}
+        #: calls and cases of the last hour by minute (received or completed), one record each
+        self._log: dict[int, array[int]] = {}
+        #: event ids seen within the grace period, per stream and network, and when they expire
+        self._seen: dict[str, dict[str, set[str]]] = {COUNTERS: {}, CALLS: {}, CASES: {}}
+        self._seen_order: deque[tuple[float, set[str], str]] = deque()
+        self._recent_sites: set[int] = set()
+        #: site buckets to publish: (site index, hour start) and (site index, local day)
+        self._closing_hours: set[tuple[int, int]] = set()
+        self._closing_days: set[tuple[int, int]] = set()
+        #: scope buckets to publish in the next partial sums (closed or revised)
+        self._scope_hours: set[int] = set()
+        self._scope_days: set[int] = set()
         self._registry_changed = False
         #: fingerprint of the partial sums last published per scope (to publish only what changed)
         self._sent: dict[ScopeKey, int] = {}
-        #: opening seconds (open, scheduled) of the closed local days of each department, the last eight
-        self._closed_opening: dict[tuple[str, str], dict[int, list[float]]] = {}
 
     # -- registry ---------------------------------------------------------------------
 
-    def register(self, info: SiteInfo) -> None:
-        """Add or update a site of the registry (its state is kept across updates)."""
-        group = self.groups.get((info.network, info.department))
+    def _group(self, network: str, department: str) -> Scope:
+        group = self.groups.get((network, department))
         if group is None:
-            zone = local_days(department_timezone(info.department))
-            group = self.groups[(info.network, info.department)] = ScopeParts(zone)
+            group = self.groups[(network, department)] = Scope(
+                local_days(department_timezone(department)), opening_time=True
+            )
+            if self._swept is not None:
+                self._start_scope(group, self._swept)
+        return group
+
+    def register(self, info: SiteInfo) -> None:
+        """Add or update a site of the registry (what it accrued so far is kept; the change applies from now on)."""
+        group = self._group(info.network, info.department)
         state = self.sites.get(info.site_id)
         if state is None:
-            self.sites[info.site_id] = SiteState(info, group)
+            if len(self._site_list) >= MAX_SITES:
+                raise ValueError(f"more than {MAX_SITES} sites in one partition")
+            state = SiteState(info, group, len(self._site_list))
+            self._site_list.append(state)
+            self.sites[info.site_id] = state
+            group.live[LIVE_SITES] += 1  # type: ignore[index]
+            if self._swept is not None:
+                self._start_site(state, self._swept)
         else:
+            moved = state.group is not group
+            if self._swept is not None:
+                self._set_flags(state, self._swept, 0)
+            state.group.live[LIVE_SITES] -= 1  # type: ignore[index]
             state.info, state.group = info, group
+            group.live[LIVE_SITES] += 1  # type: ignore[index]
+            state.version += 1
+            if self._swept is not None:
+                self._resume_site(state, self._swept)
+            if moved:
+                self._rebuild_windows()
         self._registry_changed = True
 
     def unregister(self, site_id: str) -> None:
         """Remove a site (a tombstone on ``charter.sites``); its future events are unknown."""
-        if self.sites.pop(site_id, None) is not None:
-            self._pending_sites.discard(site_id)
-            self._open_sites.discard(site_id)
-            self._seen_sites.discard(site_id)
-            self._registry_changed = True
+        state = self.sites.pop(site_id, None)
+        if state is None:
+            return
+        if self._swept is not None:
+            self._set_flags(state, self._swept, 0)
+        state.group.live[LIVE_SITES] -= 1  # type: ignore[index]
+        state.version += 1
+        self._pending_sites.discard(site_id)
+        state.pending = state.recent = None
+        state.ring = state.hours = None
+        self._registry_changed = True
 
     # -- events -----------------------------------------------------------------------
 
@@ -461,103 +416,46 @@ class PartitionState:
         site = self.sites.get(event.site_id)
         if site is None or site.info.network != event.network:
             return Outcome.UNKNOWN_SITE
-        if isinstance(event, Call):
-            key = CALLS + event.event_id
-        elif isinstance(event, Case):
-            key = CASES + event.event_id
-        else:
-            key = COUNTERS + event.event_id
-        if key in site.seen:
-            return Outcome.DUPLICATE
+        kind = event.__class__
         t = event.t
-        stream = key[0]
+        if kind is Call:
+            stream = CALLS
+            judged = event.ended  # type: ignore[union-attr]
+        else:
+            stream = CASES if kind is Case else COUNTERS
+            judged = t
+        by_network = self._seen[stream]
+        seen = by_network.get(event.network)
+        if seen is None:
+            seen = by_network[event.network] = set()
+        event_id = event.event_id
+        if event_id in seen:
+            return Outcome.DUPLICATE
         latest = self.stream_max.get(stream, NEG_INF)
-        if t < self.watermark or t < latest - self.config.grace:
+        if judged < self.watermark or judged < latest - self.config.grace:
+            return Outcome.LATE
+        if kind is Call and judged - t > self.config.max_call:
             return Outcome.LATE
         if t > latest:
             self.stream_max[stream] = t
-        if self.origin is None or t < self.origin:
+        if self._swept is None and (self.origin is None or t < self.origin):
             self.origin = float(minute_floor(t))
-        site.seen[key] = t
-        self._seen_sites.add(event.site_id)
-        if isinstance(event, Call):
-            self._call(site, event)
-        elif isinstance(event, Case):
-            self._case(site, event)
-        else:
-            site.pending.append((t, 1 if event.opened else 0, event.counter_id))
+        seen.add(event_id)
+        self._seen_order.append((judged, seen, event_id))
+        if kind is CounterChange:
+            change: CounterChange = event  # type: ignore[assignment]
+            if site.pending is None:
+                site.pending = []
+            site.pending.append((t, 1 if change.opened else 0, change.counter_id))
             self._pending_sites.add(event.site_id)
+        else:
+            minute = int(judged // MINUTE)
+            staged = self._staged.get(minute)
+            if staged is None:
+                self._staged[minute] = [event]
+            else:
+                staged.append(event)
         return Outcome.ACCEPTED
-
-    def _site_parts(self, site: SiteState) -> SiteParts:
-        if site.parts is None:
-            site.parts = SiteParts(site.info.days)
-        return site.parts
-
-    def _call(self, site: SiteState, call: Call) -> None:
-        parts = site.parts if site.parts is not None else self._site_parts(site)
-        t = call.t
-        minute, hour, day = parts.targets(t)
-        ring = parts.ring
-        g = site.group.minute(int(t // MINUTE))
-        if call.ivr_only:
-            index = IVR
-        elif call.answered is not None:
-            wait = call.answered - t
-            wait_ms = float(round(wait * 1000))
-            minute[OFFERED] += 1
-            hour[OFFERED] += 1
-            ring[day + OFFERED] += 1
-            g[OFFERED] += 1
-            minute[WAIT_SUM] += wait_ms
-            hour[WAIT_SUM] += wait_ms
-            ring[day + WAIT_SUM] += wait_ms
-            g[WAIT_SUM] += wait_ms
-            if wait <= self.config.service_level:
-                minute[WITHIN_SL] += 1
-                hour[WITHIN_SL] += 1
-                ring[day + WITHIN_SL] += 1
-                g[WITHIN_SL] += 1
-            g[wait_bin(wait)] += 1
-            index = ANSWERED
-        elif call.ended - t < self.config.short_abandon:
-            index = SHORT
-        else:
-            index = OFFERED
-        minute[index] += 1
-        hour[index] += 1
-        ring[day + index] += 1
-        g[index] += 1
-
-    def _case(self, site: SiteState, case: Case) -> None:
-        rules = self.config.rules
-        info = site.info
-        label = rules.label(case.procedure)
-        proc = self.procedures.get((info.network, label))
-        if proc is None:
-            proc = self.procedures[(info.network, label)] = ScopeParts(local_days(_PARIS))
-        m = int(case.t // MINUTE)
-        minute, hour, day = self._site_parts(site).targets(case.t)
-        ring = site.parts.ring  # type: ignore[union-attr]
-        g = site.group.minute(m)
-        p = proc.minute(m)
-        deadline = rules.deadline(case.procedure, case.deadline_days)
-        processing = case.t - case.submitted
-        seconds = float(round(processing))
-        if deadline is None:
-            index = WITHOUT_DEADLINE
-            within = False
-        else:
-            index = WITH_DEADLINE
-            within = within_deadline(case.submitted, case.t, deadline, info.days, info.holidays)
-        histogram = processing_bin(processing)
-        for bucket, at in ((minute, 0), (hour, 0), (ring, day), (g, 0), (p, 0)):
-            bucket[at + index] += 1
-            bucket[at + PROCESSING_SUM] += seconds
-            if within:
-                bucket[at + WITHIN_DEADLINE] += 1
-        g[histogram] += 1
-        p[histogram] += 1
 
     # -- time -------------------------------------------------------------------------
 
@@ -590,13 +488,17 @@ class PartitionState:
             if self.origin is None:
                 self.origin = float(minute_floor(watermark))
 
+    def minutes_held(self) -> int:
+        """Minutes of calls and cases in memory: waiting to take effect, or in the last hour's log."""
+        return len(self._staged) + len(self._log)
+
     # -- flush ------------------------------------------------------------------------
 
     def flush(self, *, site_snapshots: bool = True) -> FlushResult:
         """Bring every figure up to date as of the minute the watermark reached.
 
-        Returns the site snapshots (the closed calendar buckets always; the current
-        windows of the sites whose figures changed when ``site_snapshots``) and the
+        Returns the site snapshots (the closed and revised calendar buckets always; the
+        current windows of the sites whose figures changed when ``site_snapshots``) and the
         partial sums of every scope whose figures changed. Nothing happens unless the
         watermark crossed a minute or the registry changed.
         """
@@ -609,148 +511,595 @@ class PartitionState:
         if previous is not None and a < previous:
             a = previous
         self._registry_changed = False
-        self._apply_counters()
-        hour = (a - MINUTE) // HOUR * HOUR
-        # buckets closed since the last flush (since the start of history at the first one)
-        reference = previous if previous is not None else min(self.origin or a, a)
-        reference = max(reference, a - BUCKET_HORIZON)
-        closed_hours: list[float] = []
-        h = (reference - MINUTE) // HOUR * HOUR
-        while h < hour:
-            closed_hours.append(h)
-            h += HOUR
-        for scope in (*self.groups.values(), *self.procedures.values()):
-            scope.advance(a)
+        if self._swept is None:
+            self._restart(self.origin if self.origin is not None else a)
+        assert self._swept is not None
+        if (
+            a - max(self._swept, previous or self._swept) > BUCKET_HORIZON
+        ):  # a long silence: buckets older than the horizon are not published
+            self._restart(float(minute_floor(a - BUCKET_HORIZON)))
         result = FlushResult(a, self.watermark, advanced=True)
-        acc = _OpeningSums()
-        for site in self.sites.values():
-            self._flush_site(site, a, reference, hour, closed_hours, acc, result, site_snapshots)
-        self.as_of = a
-        self._flush_scopes(a, reference, hour, closed_hours, acc, result)
-        self._prune(a)
+        while True:
+            step = a if a - self._swept <= STEP else float(minute_floor(self._swept + STEP))
+            self._step(step, result)
+            if step >= a:
+                break
+        if site_snapshots:
+            result.snapshots += self.site_snapshots()
         return result
+
+    def _step(self, a: float, result: FlushResult) -> None:
+        previous = self.as_of
+        self._sweep(a)
+        self._slide(previous, a)
+        self.as_of = a
+        self._take_effect(a)
+        self._emit_closed(a, result)
+        payloads = self._payloads(a)
+        for key, payload in payloads.items():
+            fingerprint = _fingerprint(payload)
+            if self._sent.get(key) != fingerprint:
+                self._sent[key] = fingerprint
+                earlier = result.partials.get(key)
+                result.partials[key] = payload if earlier is None else _merge_payloads(earlier, payload)
+        self._prune(a)
+
+    # -- opening time: the sweep ------------------------------------------------------
+
+    def _restart(self, t: float) -> None:
+        """(Re)start time at ``t`` for every site and scope: states as they are just before ``t``."""
+        self._swept = t
+        self._edges = []
+        self._next_hour = (t // HOUR + 1) * HOUR
+        self._midnights = {}
+        for scope in (*self.groups.values(), *self.procedures.values()):
+            self._start_scope(scope, t)
+        for group in self.groups.values():
+            group.ends = []
+        for site in self.sites.values():
+            self._start_site(site, t)
+
+    def _zone(self, local: LocalDays, t: float) -> None:
+        if local not in self._midnights:
+            day = local.day_of(t)
+            self._midnights[local] = [local.midnight(day + 1), float(day + 1)]
+
+    def _start_scope(self, scope: Scope, t: float) -> None:
+        if scope.live is not None:
+            scope.op = opening.new_integral(t, scope.local.day_of(t))
+            scope.recent = None
+            for part in (LIVE_STALE, LIVE_OPEN_UNSCHEDULED, LIVE_STALE_SCHEDULED):  # the sites join again
+                scope.live[part] = 0.0
+            self._zone(scope.local, t)
+
+    def _start_site(self, site: SiteState, t: float) -> None:
+        """Time starts for a site at ``t``: nothing accrued, its state as the registry and its status say."""
+        site.op = opening.new_integral(t, site.info.days.day_of(t))
+        site.recent = None
+        site.sched_end = None
+        site.flags = 0 if site.last_status is not None and site.last_status + self.config.stale_after >= t else STALE
+        if site.counters and site.flags & STALE == 0:
+            site.flags |= RAW
+        self._zone(site.info.days, t)
+        self._resume_site(site, t)
+        if site.last_status is not None and site.flags & STALE == 0:
+            self._push(site.last_status + self.config.stale_after, _EXPIRY, site, site.last_status, True)
+
+    def _resume_site(self, site: SiteState, t: float) -> None:
+        """The site's schedule and closures as they stand at ``t``, and their next edges."""
+        info = site.info
+        flags = site.flags & ~(SCHED | UNANN)
+        if opening.scheduled_before(info, t):
+            flags |= SCHED
+        if opening.closure_before(info.unannounced, t):
+            flags |= UNANN
+        self._set_flags(site, t, flags, attach=True)
+        edge = opening.next_schedule_edge(info, t, flags & SCHED != 0, after=False)
+        self._push(edge[0], _SCHEDULE, site, float(site.version), edge[1])
+        closure = opening.next_closure_edge(info.unannounced, t, flags & UNANN != 0, after=False)
+        if closure is not None:
+            self._push(closure[0], _CLOSURE, site, float(site.version), closure[1])
+
+    def _push(self, t: float, kind: int, site: SiteState, version: float, state: bool) -> None:
+        heapq.heappush(self._edges, (t, kind, site.idx, version, state))
+
+    def _set_flags(self, site: SiteState, t: float, flags: int, *, attach: bool = False) -> None:
+        """The site's state changes at ``t``: its integrals and its department's follow.
+
+        ``attach``: the site joins its department with these flags (it had none there).
+        """
+        old = 0 if attach else site.flags
+        site.flags = flags
+        if old == flags:
+            return
+        before, after = _CONTRIBUTION[old], _CONTRIBUTION[flags]
+        group = site.group
+        op, gop = site.op, group.op
+        assert op is not None
+        assert gop is not None
+        assert group.live is not None
+        if before[0] != after[0] or before[1] != after[1]:
+            # remembered even when the site joins: before it, nothing accrued
+            site.recent = opening.set_rates(op, t, after[0], after[1], site.recent)
+            self._recent_sites.add(site.idx)
+            group.recent = opening.set_rates(
+                gop, t, gop[RATE_OPEN] + after[0] - before[0], gop[RATE_SCHED] + after[1] - before[1], group.recent
+            )
+            if before[1] and not after[1]:
+                bisect.insort(group.ends, t)
+                site.sched_end = t
+            elif after[1] and not before[1] and site.sched_end is not None:
+                i = bisect.bisect_left(group.ends, site.sched_end)
+                if i < len(group.ends) and group.ends[i] == site.sched_end:
+                    del group.ends[i]
+                site.sched_end = None
+        live = group.live
+        live[LIVE_OPEN_UNSCHEDULED] += after[2] - before[2]
+        live[LIVE_STALE] += after[3] - before[3]
+        live[LIVE_STALE_SCHEDULED] += after[4] - before[4]
+
+    def _sweep(self, until: float) -> None:
+        """Every change of state before ``until``, in time order (hour and day boundaries first at an instant)."""
+        assert self._swept is not None
+        if until <= self._swept:  # time has not reached the start of history yet
+            return
+        changes = self._due_counters(until)
+        edges = self._edges
+        sites = self._site_list
+        position = 0
+        inf = math.inf
+        while True:
+            next_change = changes[position][0] if position < len(changes) else inf
+            next_edge = edges[0][0] if edges else inf
+            boundary, local = self._next_boundary()
+            t = min(next_change, next_edge, boundary)
+            if t >= until:
+                break
+            if boundary <= t:
+                if local is None:
+                    self._close_hour(boundary)
+                else:
+                    self._close_day(local, boundary)
+                continue
+            if next_change <= next_edge:
+                at, opened, counter, site = changes[position]
+                position += 1
+                self._counter(site, at, opened, counter)
+                continue
+            at, kind, idx, version, state = heapq.heappop(edges)
+            site = sites[idx]  # type: ignore[assignment]
+            if site is None or self.sites.get(site.info.site_id) is not site:
+                continue
+            if kind == _EXPIRY:
+                if site.last_status == version:
+                    self._set_flags(site, at, (site.flags | STALE) & ~RAW)
+                continue
+            if version != site.version:
+                continue
+            if kind == _SCHEDULE:
+                self._set_flags(site, at, (site.flags | SCHED) if state else (site.flags & ~SCHED))
+                edge = opening.next_schedule_edge(site.info, at, state, after=True)
+                self._push(edge[0], _SCHEDULE, site, version, edge[1])
+            else:
+                self._set_flags(site, at, (site.flags | UNANN) if state else (site.flags & ~UNANN))
+                closure = opening.next_closure_edge(site.info.unannounced, at, state, after=True)
+                if closure is not None:
+                    self._push(closure[0], _CLOSURE, site, version, closure[1])
+        self._swept = until
+
+    def _due_counters(self, until: float) -> list[tuple[float, int, str, SiteState]]:
+        """Counter events before ``until``, in order (at one instant: closings first, then by counter)."""
+        due: list[tuple[float, int, str, SiteState]] = []
+        for site_id in list(self._pending_sites):
+            site = self.sites[site_id]
+            pending = site.pending or []
+            ready = [p for p in pending if p[0] < until]
+            if not ready:
+                continue
+            rest = [p for p in pending if p[0] >= until]
+            site.pending = rest or None
+            if not rest:
+                self._pending_sites.discard(site_id)
+            due += [(t, opened, counter, site) for t, opened, counter in ready]
+        due.sort(key=lambda change: (change[0], change[1], change[2], change[3].idx))
+        return due
+
+    def _counter(self, site: SiteState, t: float, opened: int, counter: str) -> None:
+        counters = site.counters
+        if opened:
+            if counter not in counters:
+                counters = (*counters, counter)
+        elif counter in counters:
+            counters = tuple(c for c in counters if c != counter)
+        site.counters = counters
+        site.last_status = t
+        flags = site.flags & ~(STALE | RAW)
+        if counters:
+            flags |= RAW
+        self._set_flags(site, t, flags)
+        self._push(t + self.config.stale_after, _EXPIRY, site, t, True)
+
+    def _next_boundary(self) -> tuple[float, LocalDays | None]:
+        boundary, local = self._next_hour, None
+        for zone, (midnight, _) in self._midnights.items():
+            if midnight < boundary:
+                boundary, local = midnight, zone
+        return boundary, local
+
+    def _close_hour(self, boundary: float) -> None:
+        """The UTC hour ending at ``boundary`` is over: each site's and department's opening time in it."""
+        hour = int(boundary - HOUR)
+        for site in self.sites.values():
+            op = site.op
+            assert op is not None
+            if op[RATE_OPEN] or op[RATE_SCHED] or op[AT] > op[HOUR_AT]:
+                opened, scheduled = opening.close_hour(op, boundary)
+                if opened or scheduled:
+                    base = site.hour_base(hour, True)
+                    hours = site.hours
+                    assert hours is not None
+                    hours[base + OPEN_SECONDS] = opened
+                    hours[base + SCHEDULED_SECONDS] = scheduled
+                    hours[base + SITES_SCHEDULED] = 1.0 if scheduled > 0 else 0.0
+                    self._closing_hours.add((site.idx, hour))
+                    continue
+            else:
+                op[HOUR_AT], op[HOUR_OPEN], op[HOUR_SCHED] = boundary, op[ACC_OPEN], op[ACC_SCHED]
+            if site.hours is not None and site.hour_base(hour, False) >= 0:
+                self._closing_hours.add((site.idx, hour))
+        for group in self.groups.values():
+            gop = group.op
+            assert gop is not None
+            sites = group.scheduled_sites(hour)
+            opened, scheduled = opening.close_hour(gop, boundary)
+            if opened or scheduled or hour in group.hours:
+                bucket = group.hour(hour)
+                bucket[OPEN_SECONDS], bucket[SCHEDULED_SECONDS], bucket[SITES_SCHEDULED] = opened, scheduled, sites
+        self._scope_hours.add(hour)
+        self._next_hour = boundary + HOUR
+
+    def _close_day(self, local: LocalDays, midnight: float) -> None:
+        """The local day ending at ``midnight`` is over in this time zone: sites' and departments' opening time."""
+        book = self._midnights[local]
+        next_day = int(book[1])
+        day = next_day - 1
+        for site in self.sites.values():
+            if site.info.days is not local:
+                continue
+            op = site.op
+            assert op is not None
+            opened, scheduled = opening.close_day(op, midnight, next_day)
+            if opened or scheduled:
+                if site.ring is None:
+                    site.ring = _new_ring(_SITE_ROW)
+                base = _ring_base(site.ring, _SITE_ROW, day)
+                if base >= 0:
+                    site.ring[base + OPEN_SECONDS] = opened
+                    site.ring[base + SCHEDULED_SECONDS] = scheduled
+                    site.ring[base + SITES_SCHEDULED] = 1.0 if scheduled > 0 else 0.0
+                self._closing_days.add((site.idx, day))
+            elif site.ring is not None and _ring_day(site.ring, _SITE_ROW, day) is not None:
+                self._closing_days.add((site.idx, day))
+        for group in self.groups.values():
+            if group.local is not local:
+                continue
+            gop = group.op
+            assert gop is not None
+            sites = group.scheduled_sites(local.midnight(day))
+            opened, scheduled = opening.close_day(gop, midnight, next_day)
+            base = _ring_base(group.ring, _GROUP_ROW, day)
+            if base >= 0:
+                group.ring[base + OPEN_SECONDS] = opened
+                group.ring[base + SCHEDULED_SECONDS] = scheduled
+                group.ring[base + SITES_SCHEDULED] = sites
+        self._scope_days.add(day)
+        book[0], book[1] = local.midnight(next_day + 1), float(next_day + 1)
+
+    # -- calls and cases --------------------------------------------------------------
+
+    def _label(self, name: str) -> int:
+        label = self._labels.get(name)
+        if label is None:
+            if len(self._label_names) >= MAX_LABELS:
+                raise ValueError(f"more than {MAX_LABELS} procedure labels")
+            label = self._labels[name] = len(self._label_names)
+            self._label_names.append(name)
+        return label
+
+    def _procedure(self, network: str, label: int) -> Scope:
+        key = (network, self._label_names[label])
+        scope = self.procedures.get(key)
+        if scope is None:
+            scope = self.procedures[key] = Scope(local_days(_PARIS), opening_time=False)
+        return scope
+
+    def _record(self, site: SiteState, event: DomainEvent) -> tuple[int, int]:
+        """(code, value) of a call or case: what it adds, and to which parts."""
+        config = self.config
+        if event.__class__ is Call:
+            call: Call = event
+            if call.ivr_only:
+                return _IVR, 0
+            if call.answered is not None:
+                wait = call.answered - call.t
+                kind = _ANSWERED_SL if wait <= config.service_level else _ANSWERED
+                return kind | (bisect.bisect_left(WAIT_EDGES, wait) << 3), min(round(wait * 1000), _VALUE_MASK)
+            return (_SHORT if call.ended - call.t < config.short_abandon else _ABANDONED), 0
+        case: Case = event  # type: ignore[assignment]
+        rules = config.rules
+        info = site.info
+        processing = case.t - case.submitted
+        deadline = rules.deadline(case.procedure, case.deadline_days)
+        if deadline is None:
+            kind = _CASE_NONE
+        elif within_deadline(case.submitted, case.t, deadline, info.days, info.holidays):
+            kind = _CASE_WITHIN
+        else:
+            kind = _CASE_LATE
+        label = self._label(rules.label(case.procedure))
+        code = kind | (bisect.bisect_left(PROCESSING_EDGES, processing) << 3) | (label << 8)
+        return code, min(round(processing), _VALUE_MASK)
+
+    def _take_effect(self, a: float) -> None:
+        """Calls ended and cases completed before ``a`` are counted, in the window they belong to."""
+        limit = int(a // MINUTE)
+        due = [minute for minute in self._staged if minute < limit]
+        if not due:
+            return
+        a15, a60 = limit - 15, limit - 60
+        current_hour = int((a - MINUTE) // HOUR * HOUR)
+        todays: dict[LocalDays, int] = {}
+        log = self._log
+        sites = self.sites
+        for minute in sorted(due):
+            for event in self._staged.pop(minute):
+                site = sites.get(event.site_id)
+                if site is None or site.info.network != event.network:
+                    continue
+                code, value = self._record(site, event)
+                t = event.t
+                m = int(t // MINUTE)
+                hour = m // 60 * 3600
+                plus, value_part, histogram = _KINDS[code & 7]
+                # the site: its local day and its hour
+                days = site.info.days
+                day = days.day_of(t)
+                ring = site.ring
+                if ring is None:
+                    ring = site.ring = _new_ring(_SITE_ROW)
+                base = _ring_base(ring, _SITE_ROW, day)
+                hbase = site.hour_base(hour, True)
+                hours = site.hours
+                assert hours is not None
+                for part in plus:
+                    if base >= 0:
+                        ring[base + part] += 1.0
+                    hours[hbase + part] += 1.0
+                if value_part >= 0:
+                    if base >= 0:
+                        ring[base + value_part] += value
+                    hours[hbase + value_part] += value
+                today = todays.get(days)
+                if today is None:
+                    today = todays[days] = days.day_of(a - MINUTE)
+                if hour < current_hour:
+                    self._closing_hours.add((site.idx, hour))
+                if day < today:
+                    self._closing_days.add((site.idx, day))
+                # its department, and for a case its procedure
+                scopes = [site.group]
+                if code & 7 >= _CASE_WITHIN:
+                    scopes.append(self._procedure(site.info.network, code >> 8))
+                bin_part = histogram + ((code >> 3) & 31) if histogram >= 0 else -1
+                for scope in scopes:
+                    local = scope.local
+                    scope_day = day if local is days else local.day_of(t)
+                    sbase = _ring_base(scope.ring, _GROUP_ROW, scope_day)
+                    vectors = [scope.hour(hour)]
+                    offsets = [0]
+                    if sbase >= 0:
+                        vectors.append(scope.ring)
+                        offsets.append(sbase)
+                    if m >= a60:
+                        vectors.append(scope.w60)
+                        offsets.append(0)
+                        if m >= a15:
+                            vectors.append(scope.w15)
+                            offsets.append(0)
+                    for vector, offset in zip(vectors, offsets, strict=True):
+                        for part in plus:
+                            vector[offset + part] += 1.0
+                        if value_part >= 0:
+                            vector[offset + value_part] += value
+                        if bin_part >= 0:
+                            vector[offset + bin_part] += 1.0
+                    if hour < current_hour:
+                        self._scope_hours.add(hour)
+                    scope_today = todays.get(local)
+                    if scope_today is None:
+                        scope_today = todays[local] = local.day_of(a - MINUTE)
+                    if scope_day < scope_today:
+                        self._scope_days.add(scope_day)
+                if m >= a60:
+                    record = (site.idx << _SITE_SHIFT) | (code << _CODE_SHIFT) | value
+                    minute_log = log.get(m)
+                    if minute_log is None:
+                        log[m] = array("Q", [record])
+                    else:
+                        minute_log.append(record)
+
+    def _slide(self, previous: float | None, a: float) -> None:
+        """Minutes leaving the 15-minute and 1-hour windows between ``previous`` and ``a`` are taken out."""
+        if previous is None or a <= previous:
+            return
+        before, now = int(previous // MINUTE), int(a // MINUTE)
+        for width, attribute in ((15, "w15"), (60, "w60")):
+            for minute in range(before - width, min(now - width, before)):
+                self._subtract(minute, attribute)
+        for minute in [m for m in self._log if m < now - 60]:
+            del self._log[minute]
+
+    def _subtract(self, minute: int, attribute: str) -> None:
+        records = self._log.get(minute)
+        if not records:
+            return
+        sites = self._site_list
+        for record in records:
+            site = sites[record >> _SITE_SHIFT]
+            assert site is not None
+            code = (record >> _CODE_SHIFT) & _CODE_MASK
+            value = record & _VALUE_MASK
+            plus, value_part, histogram = _KINDS[code & 7]
+            scopes = [site.group]
+            if code & 7 >= _CASE_WITHIN:
+                scopes.append(self._procedure(site.info.network, code >> 8))
+            for scope in scopes:
+                vector = getattr(scope, attribute)
+                for part in plus:
+                    vector[part] -= 1.0
+                if value_part >= 0:
+                    vector[value_part] -= value
+                    vector[histogram + ((code >> 3) & 31)] -= 1.0
+
+    def _rebuild_windows(self) -> None:
+        """Every scope's 15-minute and 1-hour windows again from the log (a site moved department)."""
+        if self.as_of is None:
+            return
+        for scope in (*self.groups.values(), *self.procedures.values()):
+            scope.w15 = array("d", bytes(8 * GROUP_WIDTH))
+            scope.w60 = array("d", bytes(8 * GROUP_WIDTH))
+        now = int(self.as_of // MINUTE)
+        for minute in self._log:
+            for attribute, width in (("w15", 15), ("w60", 60)):
+                if minute >= now - width:
+                    self._subtract(minute, attribute)
+        for scope in (*self.groups.values(), *self.procedures.values()):
+            scope.w15 = array("d", (-x for x in scope.w15))
+            scope.w60 = array("d", (-x for x in scope.w60))
+
+    # -- outputs ----------------------------------------------------------------------
+
+    def _emit_closed(self, a: float, result: FlushResult) -> None:
+        """Site buckets that closed (or were revised) since the last flush, final as of ``a``."""
+        current_hour = (a - MINUTE) // HOUR * HOUR
+        sites = self._site_list
+        keep: set[tuple[int, int]] = set()
+        for idx, hour in sorted(self._closing_hours):
+            site = sites[idx]
+            if site is None or site.hours is None:
+                continue
+            if hour >= current_hour:
+                keep.add((idx, hour))
+                continue
+            base = site.hour_base(hour, False)
+            if base >= 0:
+                vector = site.hours[base : base + SITE_WIDTH].tolist()
+                _emit_all(result, _site_scope(site), "hour", float(hour), vector, a)
+        self._closing_hours = keep
+        days_kept: set[tuple[int, int]] = set()
+        for idx, day in sorted(self._closing_days):
+            site = sites[idx]
+            if site is None or site.ring is None:
+                continue
+            days = site.info.days
+            if day >= days.day_of(a - MINUTE):
+                days_kept.add((idx, day))
+                continue
+            closed = _ring_day(site.ring, _SITE_ROW, day)
+            if closed is not None:
+                _emit_all(result, _site_scope(site), "day", days.midnight(day), closed, a)
+        self._closing_days = days_kept
+
+    def site_snapshots(self, sites: Iterable[SiteState] | None = None, *, force: bool = False) -> list[SnapshotValue]:
+        """The current windows of ``sites`` (all by default) as of the last flush, for those whose figures changed."""
+        a = self.as_of
+        if a is None:
+            return []
+        chosen = list(self.sites.values() if sites is None else sites)
+        minutes = self._site_minutes(a, {site.idx for site in chosen})
+        out: list[SnapshotValue] = []
+        for site in chosen:
+            self._site_windows(site, a, minutes.get(site.idx), out, force=force)
+        return out
 
     def current_sites(self) -> list[SnapshotValue]:
         """Every site's snapshots of the current windows as of the last flush, changed or not."""
-        result = FlushResult(self.as_of, self.watermark)
-        if self.as_of is None:
-            return []
-        a = self.as_of
-        hour = (a - MINUTE) // HOUR * HOUR
-        for site in self.sites.values():
-            self._flush_site(site, a, a, hour, [], _OpeningSums(), result, True, force=True)
-        return result.snapshots
+        return self.site_snapshots(force=True)
 
-    def _apply_counters(self) -> None:
-        w = self.watermark
-        stale_after = self.config.stale_after
-        for site_id in list(self._pending_sites):
-            site = self.sites[site_id]
-            due = sorted(p for p in site.pending if p[0] < w)
-            if not due:
+    def _site_minutes(self, a: float, wanted: set[int]) -> dict[int, tuple[list[float], list[float]]]:
+        """Calls and cases of the last 15 minutes and the last hour of each wanted site, from the log."""
+        out: dict[int, tuple[list[float], list[float]]] = {}
+        now = int(a // MINUTE)
+        for minute, records in self._log.items():
+            if not now - 60 <= minute < now:
                 continue
-            site.pending = [p for p in site.pending if p[0] >= w]
-            if not site.pending:
-                self._pending_sites.discard(site_id)
-            for t, opened, counter in due:
-                self._expire(site, t, stale_after)
-                if opened:
-                    site.counters.add(counter)
-                else:
-                    site.counters.discard(counter)
-                site.last_status = t
-                site.expired = False
-                site.set_open(t, bool(site.counters))
-            if site.counters:
-                self._open_sites.add(site_id)
-            else:
-                self._open_sites.discard(site_id)
-        for site_id in self._open_sites:
-            self._expire(self.sites[site_id], w, stale_after)
+            recent = minute >= now - 15
+            for record in records:
+                idx = record >> _SITE_SHIFT
+                if idx not in wanted:
+                    continue
+                sums = out.get(idx)
+                if sums is None:
+                    sums = out[idx] = (zeros(SITE_WIDTH), zeros(SITE_WIDTH))
+                code = (record >> _CODE_SHIFT) & _CODE_MASK
+                value = record & _VALUE_MASK
+                plus, value_part, _ = _KINDS[code & 7]
+                for vector in (sums[1], sums[0]) if recent else (sums[1],):
+                    for part in plus:
+                        vector[part] += 1.0
+                    if value_part >= 0:
+                        vector[value_part] += value
+        return out
 
-    @staticmethod
-    def _expire(site: SiteState, before: float, stale_after: float) -> None:
-        """A status is trusted for ``stale_after``: past it the site no longer counts as open."""
-        if site.counters and not site.expired and site.last_status is not None:
-            limit = site.last_status + stale_after
-            if limit < before:
-                site.set_open(limit, False)
-                site.expired = True
-
-    def _flush_site(
+    def _site_windows(
         self,
         site: SiteState,
         a: float,
-        reference: float,
-        hour: float,
-        closed_hours: list[float],
-        acc: _OpeningSums,
-        result: FlushResult,
-        site_snapshots: bool,
+        minutes: tuple[list[float], list[float]] | None,
+        out: list[SnapshotValue],
         *,
-        force: bool = False,
+        force: bool,
     ) -> None:
+        op = site.op
+        if op is None:
+            return
         info = site.info
         days = info.days
-        origin = self.origin if self.origin is not None else a
         today = days.day_of(a - MINUTE)
         midnight = days.midnight(today)
-        previous_day = site.day if site.day is not None else days.day_of(reference - MINUTE)
-        closed_days = list(range(max(previous_day, today - 8), today))
-        lo = min(midnight, a - HOUR)
-        if closed_hours:
-            lo = min(lo, closed_hours[0])
-        if closed_days:
-            lo = min(lo, days.midnight(closed_days[0]))
-        lo = max(lo, origin)
-        scheduled = info.scheduled_between(lo, a) if lo < a else []
-        opened = intersect(site.open_pieces(lo, a), scheduled) if scheduled and lo < a else []
-        group_key = (info.network, info.department)
-        parts = site.parts
-        scope = (info.network, info.department, info.site_id)
-        for d in closed_days:
-            start, end = days.midnight(d), days.midnight(d + 1)
-            o, s = _overlap(opened, start, end), _overlap(scheduled, start, end)
-            site.open_days[d] = (o, s)
-            acc.add_day(group_key, d, o, s)
-            vector = parts.day(d) if parts is not None else zeros(SITE_WIDTH)
-            set_opening(vector, o, s)
-            _emit_all(result, scope, "day", start, vector, a)
-        for h in closed_hours:
-            o, s = _overlap(opened, h, h + HOUR), _overlap(scheduled, h, h + HOUR)
-            bucket = parts.hours.pop(int(h), None) if parts is not None else None
-            if not (o or s or bucket is not None):
-                continue
-            acc.add_hour(group_key, h, o, s)
-            vector = list(bucket) if bucket is not None else zeros(SITE_WIDTH)
-            set_opening(vector, o, s)
-            _emit_all(result, scope, "hour", h, vector, a)
-        site.day = today
+        hour = (a - MINUTE) // HOUR * HOUR
         week_start = today - 6
-        opening = {
-            "15m": (_overlap(opened, a - 900, a), _overlap(scheduled, a - 900, a)),
-            "1h": (_overlap(opened, a - HOUR, a), _overlap(scheduled, a - HOUR, a)),
-            "hour": (_overlap(opened, hour, a), _overlap(scheduled, hour, a)),
-            "today": (_overlap(opened, midnight, a), _overlap(scheduled, midnight, a)),
-        }
-        week_open, week_scheduled = opening["today"]
-        for d, (o, s) in site.open_days.items():
-            if week_start <= d < today:
-                week_open += o
-                week_scheduled += s
-        opening["7d"] = (week_open, week_scheduled)
-        acc.add_windows(group_key, opening)
-        live = self._live(site, a)
-        acc.add_live(group_key, live)
-        if not site_snapshots:
-            return
-        if parts is not None:
-            vectors = parts.windows(a, hour, today)
+        recent = site.recent
+        now_open, now_scheduled = opening.at(op, a, recent)
+        ring = site.ring
+        vectors: dict[str, list[float]] = {}
+        w15, w60 = minutes if minutes is not None else (zeros(SITE_WIDTH), zeros(SITE_WIDTH))
+        for name, vector, start in (("15m", w15, a - 900), ("1h", w60, a - HOUR)):
+            o, s = opening.at(op, start, recent)
+            _put(vector, now_open - o, now_scheduled - s)
+            vectors[name] = vector
+        base = site.hour_base(hour, False) if site.hours is not None else -1
+        current = site.hours[base : base + SITE_WIDTH].tolist() if base >= 0 else zeros(SITE_WIDTH)  # type: ignore[index]
+        hour_open, hour_scheduled = (
+            (now_open - op[HOUR_OPEN], now_scheduled - op[HOUR_SCHED]) if op[HOUR_AT] == hour else (0, 0)
+        )
+        _put(current, hour_open, hour_scheduled)
+        vectors["hour"] = current
+        day_vector = (_ring_day(ring, _SITE_ROW, today) if ring is not None else None) or zeros(SITE_WIDTH)
+        if op[DAY_AT] == today:
+            _put(day_vector, now_open - op[DAY_OPEN], now_scheduled - op[DAY_SCHED])
         else:
-            vectors = {name: zeros(SITE_WIDTH) for name in ("15m", "1h", "hour", "today", "7d")}
-        for name, (o, s) in opening.items():
-            set_opening(vectors[name], o, s)
-        vectors["day"] = vectors["today"]
+            _put(day_vector, 0.0, 0.0)
+        vectors["today"] = day_vector
+        week = list(day_vector)
+        if ring is not None:
+            for day in range(week_start, today):
+                closed = _ring_day(ring, _SITE_ROW, day)
+                if closed is not None:
+                    add_into(week, closed)
+        week[SITES_SCHEDULED] = 1.0 if week[SCHEDULED_SECONDS] > 0 else 0.0
+        vectors["7d"] = week
+        vectors["day"] = day_vector
         starts = {
             "15m": a - 900,
             "1h": a - HOUR,
@@ -759,75 +1108,52 @@ class PartitionState:
             "day": midnight,
             "7d": days.midnight(week_start),
         }
-        keys = list(site.keys or _empty_keys())
+        live = _live(site)
+        keys = site.keys if site.keys is not None else array("q", _empty_keys())
+        changed = False
+        scope = _site_scope(site)
         for i, indicator in enumerate(INDICATORS):
             key = _site_key(indicator, [vectors[name] for name in starts], live, site)
             if key == keys[i] and not force:
                 continue
             keys[i] = key
+            changed = True
             for name, start in starts.items():
                 if name in ("hour", "day") and is_empty(indicator, vectors[name]):
                     continue  # a calendar bucket with nothing in it is not news
                 numerator, denominator, details = build(indicator, vectors[name], histograms=False)
-                result.snapshots.append(
-                    SnapshotValue(indicator, *scope, name, start, numerator, denominator, a, details)
-                )
+                out.append(SnapshotValue(indicator, *scope, name, start, numerator, denominator, a, details))
             if indicator == OPENING:
                 numerator, denominator, details = opening_live_site(live, len(site.counters), site.last_status)
-                result.snapshots.append(
-                    SnapshotValue(indicator, *scope, "live", None, numerator, denominator, a, details)
-                )
-        if not force:
+                out.append(SnapshotValue(indicator, *scope, "live", None, numerator, denominator, a, details))
+        if changed and not force:
             site.keys = keys
 
-    def _live(self, site: SiteState, a: float) -> list[float]:
-        info = site.info
-        scheduled = any(s <= a < e for s, e in info.scheduled_on(info.days.day_of(a)))
-        is_open = site.state_at(a) and not any(s <= a < e for s, e in info.unannounced)
-        stale = site.last_status is None or a - site.last_status > self.config.stale_after
-        live = zeros(LIVE_WIDTH)
-        live[LIVE_SITES] = 1.0
-        live[LIVE_STALE] = 1.0 if stale else 0.0
-        if scheduled:
-            live[LIVE_SCHEDULED] = 1.0
-            live[LIVE_OPEN] = 1.0 if is_open else 0.0
-            live[LIVE_STALE_SCHEDULED] = live[LIVE_STALE]
-        elif is_open:
-            live[LIVE_OPEN_UNSCHEDULED] = 1.0
-        return live
-
-    def _flush_scopes(
-        self,
-        a: float,
-        reference: float,
-        hour: float,
-        closed_hours: list[float],
-        acc: _OpeningSums,
-        result: FlushResult,
-    ) -> None:
-        for group_key, closed in acc.days.items():
-            store = self._closed_opening.setdefault(group_key, {})
-            for day, values in closed.items():
-                store[day] = list(values)
-        days_wanted: set[int] = set()
+    def _payloads(self, a: float) -> dict[ScopeKey, Payload]:
+        """Partial sums of every scope of the partition at ``a``; networks, departments and the nation summed."""
+        hour = int((a - MINUTE) // HOUR * HOUR)
+        hours_wanted = {h for h in self._scope_hours if h < hour}
+        self._scope_hours = set()
+        days_wanted: set[int] = set(self._scope_days)
+        self._scope_days = set()
+        todays: dict[LocalDays, int] = {}
         for scope in (*self.groups.values(), *self.procedures.values()):
-            today = scope.local.day_of(a - MINUTE)
-            days_wanted.update(range(max(scope.local.day_of(reference - MINUTE), today - 8), today + 1))
+            if scope.local not in todays:
+                todays[scope.local] = scope.local.day_of(a - MINUTE)
+        days_wanted.update(todays.values())
         payloads: dict[ScopeKey, Payload] = {}
-        for group_key, scope in self.groups.items():
-            payloads[group_key] = _scope_payload(
-                scope, a, hour, closed_hours, days_wanted, acc, group_key, self._closed_opening.get(group_key)
-            )
+        for group_key, group in self.groups.items():
+            payloads[group_key] = _scope_payload(group, a, hour, hours_wanted, days_wanted, todays[group.local])
         procedures: dict[str, dict[str, Payload]] = {}
         for (network, label), scope in self.procedures.items():
             procedures.setdefault(network, {})[label] = _scope_payload(
-                scope, a, hour, closed_hours, days_wanted, None, None, None
+                scope, a, hour, hours_wanted, days_wanted, todays[scope.local]
             )
         networks: dict[ScopeKey, list[Payload]] = {}
         departments: dict[ScopeKey, list[Payload]] = {}
-        for (group_network, group_department), payload in payloads.items():
-            networks.setdefault((group_network, None), []).append(payload)
-            departments.setdefault((None, group_department), []).append(payload)
+        for (network_name, department_code), payload in payloads.items():
+            networks.setdefault((network_name, None), []).append(payload)
+            departments.setdefault((None, department_code), []).append(payload)
         for key, parts in (*networks.items(), *departments.items()):
             # one member (a department served by one network): the same figures, no sum to make
             payloads[key] = dict(parts[0]) if len(parts) == 1 else _sum_payloads(parts)
@@ -841,55 +1167,107 @@ class PartitionState:
                 national.setdefault(label, []).append(payload)
         if (None, None) in payloads and national:
             payloads[(None, None)]["procs"] = {label: _sum_payloads(parts) for label, parts in national.items()}
-        for key, payload in payloads.items():
-            fingerprint = _fingerprint(payload)
-            if self._sent.get(key) != fingerprint:
-                self._sent[key] = fingerprint
-                result.partials[key] = payload
+        return payloads
 
     def _prune(self, a: float) -> None:
-        keep_from = a - HOUR - MINUTE  # the next flush reads back to the start of the hour of a - 1 min
-        for site in self.sites.values():
-            days = site.info.days
-            today = days.day_of(a - MINUTE)
-            if site.parts is not None:
-                site.parts.prune(a)
-            site.prune_timeline(min(days.midnight(today), a - HOUR))
-            if site.open_days:
-                for d in [d for d in site.open_days if d < today - 7]:
-                    del site.open_days[d]
-        for scope in (*self.groups.values(), *self.procedures.values()):
-            scope.prune(keep_from, scope.local.day_of(a - MINUTE))
-        for group_key, closed in self._closed_opening.items():
-            today = self.groups[group_key].local.day_of(a - MINUTE) if group_key in self.groups else 0
-            for day in [d for d in closed if d < today - 8]:
-                del closed[day]
-        forget = self.watermark - self.config.grace
-        for site_id in list(self._seen_sites):
-            known = self.sites.get(site_id)
-            if known is None:
-                self._seen_sites.discard(site_id)
+        keep_from = a - HOUR
+        oldest_hour = (a - self.config.max_call) // HOUR * HOUR - HOUR
+        for idx in list(self._recent_sites):
+            site = self._site_list[idx]
+            if site is None:
+                self._recent_sites.discard(idx)
                 continue
-            known.seen = {k: t for k, t in known.seen.items() if t >= forget}
-            if not known.seen:
-                self._seen_sites.discard(site_id)
+            site.recent = opening.prune_recent(site.recent, keep_from)
+            if site.recent is None:
+                self._recent_sites.discard(idx)
+        for group in self.groups.values():
+            group.recent = opening.prune_recent(group.recent, keep_from)
+            ends = group.ends
+            if ends and ends[0] < a - BUCKET_HORIZON:
+                del ends[: bisect.bisect_left(ends, a - BUCKET_HORIZON)]
+        for scope in (*self.groups.values(), *self.procedures.values()):
+            for h in [h for h in scope.hours if h < oldest_hour]:
+                del scope.hours[h]
+        open_hours = {hour for _, hour in self._closing_hours}
+        for site in self.sites.values():
+            hours = site.hours
+            if hours is not None and hours[0] < oldest_hour:
+                rows = [
+                    hours[base : base + _SITE_ROW]
+                    for base in range(0, len(hours), _SITE_ROW)
+                    if hours[base] >= oldest_hour or hours[base] in open_hours
+                ]
+                site.hours = None
+                for row in rows:
+                    if site.hours is None:
+                        site.hours = row
+                    else:
+                        site.hours.extend(row)
+        forget = self.watermark - self.config.grace
+        order = self._seen_order
+        while order and order[0][0] < forget:
+            _, seen, event_id = order.popleft()
+            seen.discard(event_id)
 
     # -- persistence ------------------------------------------------------------------
 
     def dump(self) -> dict[str, Any]:
         """The whole state as JSON-able data (the registry itself is not included)."""
+        sites = {}
+        for site_id, site in self.sites.items():
+            sites[site_id] = [
+                site.idx,
+                site.flags,
+                list(site.counters),
+                site.last_status,
+                [list(p) for p in site.pending or ()],
+                _pack(site.op) if site.op is not None else None,
+                site.recent,
+                site.sched_end,
+                _pack(site.ring) if site.ring is not None else None,
+                _pack(site.hours) if site.hours is not None else None,
+                list(site.keys) if site.keys is not None else None,
+            ]
+        groups = [[n, d, _dump_scope(g)] for (n, d), g in self.groups.items()]
+        procedures = [[n, p, _dump_scope(s)] for (n, p), s in self.procedures.items()]
+        staged = [[minute, [_dump_event(e) for e in events]] for minute, events in self._staged.items()]
         return {
+            "format": CHECKPOINT_FORMAT,
             "partition": self.partition,
             "stream_max": self.stream_max,
             "watermark": _finite(self.watermark),
             "origin": self.origin,
             "as_of": self.as_of,
-            "sites": {site_id: _dump_site(site) for site_id, site in self.sites.items() if _site_has_state(site)},
-            "groups": [[n, d, s.dump()] for (n, d), s in self.groups.items()],
-            "procedures": [[n, p, s.dump()] for (n, p), s in self.procedures.items()],
+            "swept": self._swept,
+            "sites": sites,
+            "site_count": len(self._site_list),
+            "groups": groups,
+            "procedures": procedures,
+            "labels": self._label_names,
+            "staged": staged,
+            "log": [
+                [minute, base64.b64encode(records.tobytes()).decode("ascii")] for minute, records in self._log.items()
+            ],
+            "seen": [[t, stream, network, event_id] for t, stream, network, event_id in self._seen_entries()],
+            "closing_hours": sorted(self._closing_hours),
+            "closing_days": sorted(self._closing_days),
+            "scope_hours": sorted(self._scope_hours),
+            "scope_days": sorted(self._scope_days),
+            "next_hour": self._next_hour if self._swept is not None else None,
             "sent": [[n, d, p] for (n, d), p in self._sent.items()],
-            "closed_opening": [[n, d, days] for (n, d), days in self._closed_opening.items()],
         }
+
+    def _seen_entries(self) -> Iterable[tuple[float, str, str, str]]:
+        owners = {id(seen): (stream, network) for stream, by in self._seen.items() for network, seen in by.items()}
+        for t, seen, event_id in self._seen_order:
+            if event_id in seen:
+                stream, network = owners[id(seen)]
+                yield t, stream, network, event_id
+
+    @staticmethod
+    def loadable(data: dict[str, Any]) -> bool:
+        """Whether ``load`` can read a checkpoint (one written by an older version cannot)."""
+        return data.get("format") == CHECKPOINT_FORMAT
 
     def load(self, data: dict[str, Any]) -> None:
         """Restore from ``dump`` output; call after the registry is loaded (unknown sites are dropped)."""
@@ -897,120 +1275,205 @@ class PartitionState:
         self.watermark = _inf(data["watermark"])
         self.origin = data["origin"]
         self.as_of = data["as_of"]
-        for site_id, raw in data["sites"].items():
-            site = self.sites.get(site_id)
-            if site is not None:
-                _load_site(site, raw)
-                if site.pending:
-                    self._pending_sites.add(site_id)
-                if site.counters:
-                    self._open_sites.add(site_id)
-                if site.seen:
-                    self._seen_sites.add(site_id)
+        self._label_names = list(data["labels"])
+        self._labels = {name: i for i, name in enumerate(self._label_names)}
+        # site indices are those of the log: registered sites take theirs back
+        registered = self.sites
+        self._site_list = [None] * max(int(data["site_count"]), len(registered))
+        loaded = data["sites"]
+        spare = len(self._site_list)
+        for site_id, site in registered.items():
+            raw = loaded.get(site_id)
+            if raw is None:
+                site.idx = spare
+                spare += 1
+                self._site_list.append(site)
+            else:
+                site.idx = int(raw[0])
+                self._site_list[site.idx] = site
+        for site_id, raw in loaded.items():
+            known = registered.get(site_id)
+            if known is None:
+                continue
+            site = known
+            (_, flags, counters, last_status, pending, op, recent, sched_end, ring, hours, keys) = raw
+            site.flags = int(flags)
+            site.counters = tuple(counters)
+            site.last_status = last_status
+            site.pending = [(float(t), int(o), str(c)) for t, o, c in pending] or None
+            if site.pending:
+                self._pending_sites.add(site_id)
+            site.op = _unpack(op) if op is not None else None
+            site.recent = [float(x) for x in recent] if recent else None
+            if site.recent:
+                self._recent_sites.add(site.idx)
+            site.sched_end = sched_end
+            site.ring = _unpack(ring) if ring is not None else None
+            site.hours = _unpack(hours) if hours is not None else None
+            site.keys = array("q", keys) if keys is not None else None
         for network, department, raw in data["groups"]:
-            group = self.groups.get((network, department))
-            if group is None:
-                group = self.groups[(network, department)] = ScopeParts(local_days(department_timezone(department)))
-            group.load(raw)
+            group = self._group(network, department)
+            _load_scope(group, raw)
         for network, label, raw in data["procedures"]:
-            scope = ScopeParts(local_days(_PARIS))
-            scope.load(raw)
-            self.procedures[(network, label)] = scope
+            scope = self.procedures[(network, label)] = Scope(local_days(_PARIS), opening_time=False)
+            _load_scope(scope, raw)
+        self._staged = {int(minute): [_load_event(e) for e in events] for minute, events in data["staged"]}
+        self._log = {int(minute): array("Q", base64.b64decode(text)) for minute, text in data["log"]}
+        for t, stream, network, event_id in data["seen"]:
+            seen = self._seen[stream].setdefault(network, set())
+            seen.add(event_id)
+            self._seen_order.append((float(t), seen, event_id))
+        self._closing_hours = {(int(i), int(h)) for i, h in data["closing_hours"]}
+        self._closing_days = {(int(i), int(d)) for i, d in data["closing_days"]}
+        self._scope_hours = {int(h) for h in data["scope_hours"]}
+        self._scope_days = {int(d) for d in data["scope_days"]}
         self._sent = {(n, d): int(p) for n, d, p in data["sent"]}
-        self._closed_opening = {
-            (n, d): {int(day): [*map(float, sums), 0.0, 0.0][:3] for day, sums in days.items()}  # older: 2 figures
-            for n, d, days in data["closed_opening"]
-        }
+        self._swept = data["swept"]
+        if self._swept is not None:
+            self._resume_time(float(self._swept), float(data["next_hour"]))
         self._registry_changed = True
 
-
-class _OpeningSums:
-    """Per-department sums of the sites' opening figures during one flush."""
-
-    def __init__(self) -> None:
-        self.windows: dict[tuple[tuple[str, str], str], list[float]] = {}
-        self.hours: dict[tuple[tuple[str, str], float], list[float]] = {}
-        self.days: dict[tuple[str, str], dict[int, list[float]]] = {}
-        self.live: dict[tuple[str, str], list[float]] = {}
-
-    def add_windows(self, key: tuple[str, str], opening: dict[str, tuple[float, float]]) -> None:
-        for name, (o, s) in opening.items():
-            _add_opening(self.windows.setdefault((key, name), [0.0, 0.0, 0.0]), o, s)
-
-    def add_hour(self, key: tuple[str, str], hour: float, o: float, s: float) -> None:
-        _add_opening(self.hours.setdefault((key, hour), [0.0, 0.0, 0.0]), o, s)
-
-    def add_day(self, key: tuple[str, str], day: int, o: float, s: float) -> None:
-        _add_opening(self.days.setdefault(key, {}).setdefault(day, [0.0, 0.0, 0.0]), o, s)
-
-    def add_live(self, key: tuple[str, str], live: list[float]) -> None:
-        current = self.live.get(key)
-        if current is None:
-            self.live[key] = list(live)
-        else:
-            add_into(current, live)
-
-
-def _add_opening(entry: list[float], opened: float, scheduled: float) -> None:
-    """Add one site's opening figures to a department's: seconds open, seconds scheduled, sites scheduled."""
-    entry[0] += opened
-    entry[1] += scheduled
-    if scheduled > 0:
-        entry[2] += 1.0
+    def _resume_time(self, t: float, next_hour: float) -> None:
+        """After a restore: the next edges and boundaries of every site and scope from ``t``."""
+        self._edges = []
+        self._next_hour = next_hour
+        self._midnights = {}
+        for scope in self.groups.values():
+            if scope.op is None:
+                self._start_scope(scope, t)
+            else:
+                local = scope.local
+                day = int(scope.op[DAY_AT])
+                self._midnights.setdefault(local, [local.midnight(day + 1), float(day + 1)])
+        for site in self.sites.values():
+            if site.op is None:
+                site.group.live[LIVE_SITES] += 0  # type: ignore[index]
+                self._start_site(site, t)
+                continue
+            local = site.info.days
+            day = int(site.op[DAY_AT])
+            self._midnights.setdefault(local, [local.midnight(day + 1), float(day + 1)])
+            info = site.info
+            edge = opening.next_schedule_edge(info, t, site.flags & SCHED != 0, after=False)
+            self._push(edge[0], _SCHEDULE, site, float(site.version), edge[1])
+            closure = opening.next_closure_edge(info.unannounced, t, site.flags & UNANN != 0, after=False)
+            if closure is not None:
+                self._push(closure[0], _CLOSURE, site, float(site.version), closure[1])
+            if site.last_status is not None and site.flags & STALE == 0:
+                self._push(site.last_status + self.config.stale_after, _EXPIRY, site, site.last_status, True)
 
 
-def _put_opening(vector: list[float], sums: Sequence[float]) -> None:
-    vector[OPEN_SECONDS], vector[SCHEDULED_SECONDS], vector[SITES_SCHEDULED] = sums[0], sums[1], sums[2]
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _site_scope(site: SiteState) -> tuple[str, str, str]:
+    info = site.info
+    return (info.network, info.department, info.site_id)
+
+
+def _put(vector: list[float], opened: float, scheduled: float) -> None:
+    vector[OPEN_SECONDS] = opened
+    vector[SCHEDULED_SECONDS] = scheduled
+    vector[SITES_SCHEDULED] = 1.0 if scheduled > 0 else 0.0
+
+
+def _live(site: SiteState) -> list[float]:
+    contribution = _CONTRIBUTION[site.flags]
+    live = zeros(LIVE_WIDTH)
+    live[LIVE_SITES] = 1.0
+    live[LIVE_OPEN] = contribution[0]
+    live[LIVE_SCHEDULED] = contribution[1]
+    live[LIVE_OPEN_UNSCHEDULED] = contribution[2]
+    live[LIVE_STALE] = contribution[3]
+    live[LIVE_STALE_SCHEDULED] = contribution[4]
+    return live
 
 
 def _scope_payload(
-    scope: ScopeParts,
-    a: float,
-    hour: float,
-    closed_hours: list[float],
-    days_wanted: set[int],
-    acc: _OpeningSums | None,
-    key: tuple[str, str] | None,
-    closed_opening: dict[int, list[float]] | None,
+    scope: Scope, a: float, hour: int, hours_wanted: set[int], days_wanted: set[int], today: int
 ) -> Payload:
     """The partial sums of one department (or procedure) of this partition at ``a``.
 
-    ``days_wanted``: the local days any department of the partition closed in this flush
-    or is in now. Each department gives its full value for each of them, so that a network
-    or the nation (whose departments do not all change day at the same instant) always
-    sums complete days.
+    ``hours_wanted`` and ``days_wanted``: the calendar buckets any scope of the partition
+    closed or revised in this flush, and the days any is in now. Each scope gives its value
+    for each of them, so that a network or the nation (whose departments do not all change
+    day at the same instant) always sums complete buckets.
     """
     local = scope.local
-    today = local.day_of(a - MINUTE)
-    now = scope.running
+    ring = scope.ring
+    today_vector = _ring_day(ring, _GROUP_ROW, today)
+    if today_vector is None:
+        today_vector = zeros(GROUP_WIDTH)
     windows = {
-        "15m": _sub(now, scope.total_at(a / MINUTE - 15)),
-        "1h": _sub(now, scope.total_at(a / MINUTE - 60)),
-        "today": _sub(now, scope.at_midnight(today)),
-        "7d": _sub(now, scope.at_midnight(today - 6)),
+        "15m": scope.w15.tolist(),
+        "1h": scope.w60.tolist(),
+        "today": today_vector,
     }
-    hours = {h: scope.between(h, h + HOUR) for h in closed_hours}
-    hours[hour] = _sub(now, scope.total_at(hour / MINUTE))
-    days = {d: _sub(scope.at_midnight(d + 1), scope.at_midnight(d)) for d in days_wanted if today - 8 <= d < today}
-    days[today] = list(windows["today"])
+    week = list(today_vector)
+    days: dict[int, list[float]] = {}
+    for day in range(today - 6, today):
+        closed = _ring_day(ring, _GROUP_ROW, day)
+        if closed is not None:
+            add_into(week, closed)
+            if day in days_wanted:
+                days[day] = list(closed)
+        elif day in days_wanted:
+            days[day] = zeros(GROUP_WIDTH)
+    windows["7d"] = week
+    current = scope.hours.get(hour)
+    hours = {hour: current.tolist() if current is not None else zeros(GROUP_WIDTH)}
+    for h in hours_wanted:
+        bucket = scope.hours.get(h)
+        hours[h] = bucket.tolist() if bucket is not None else zeros(GROUP_WIDTH)
     live = zeros(LIVE_WIDTH)
-    if acc is not None and key is not None:
-        none = (0.0, 0.0, 0.0)
-        for name in (*ROLLING, "hour"):
-            _put_opening(hours[hour] if name == "hour" else windows[name], acc.windows.get((key, name), none))
-        _put_opening(days[today], [windows["today"][i] for i in (OPEN_SECONDS, SCHEDULED_SECONDS, SITES_SCHEDULED)])
-        for h in closed_hours:
-            _put_opening(hours[h], acc.hours.get((key, h), none))
-        for d, sums in (closed_opening or {}).items():
-            if d in days and d != today:
-                _put_opening(days[d], sums)
-        live = acc.live.get(key, live)
+    op = scope.op
+    if op is not None and scope.live is not None:
+        recent = scope.recent
+        now_open, now_scheduled = opening.at(op, a, recent)
+        for name, start in (("15m", a - 900), ("1h", a - HOUR)):
+            o, s = opening.at(op, start, recent)
+            _put_scope(windows[name], now_open - o, now_scheduled - s, scope.scheduled_sites(start))
+        hour_open = now_open - op[HOUR_OPEN] if op[HOUR_AT] == hour else 0.0
+        hour_scheduled = now_scheduled - op[HOUR_SCHED] if op[HOUR_AT] == hour else 0.0
+        _put_scope(hours[hour], hour_open, hour_scheduled, scope.scheduled_sites(hour))
+        midnight = local.midnight(today)
+        if op[DAY_AT] == today:
+            today_open, today_scheduled = now_open - op[DAY_OPEN], now_scheduled - op[DAY_SCHED]
+        else:
+            today_open = today_scheduled = 0.0
+        _put_scope(today_vector, today_open, today_scheduled, scope.scheduled_sites(midnight))
+        week[OPEN_SECONDS] += today_open
+        week[SCHEDULED_SECONDS] += today_scheduled
+        week[SITES_SCHEDULED] = scope.scheduled_sites(local.midnight(today - 6))
+        live[LIVE_OPEN], live[LIVE_SCHEDULED] = op[RATE_OPEN], op[RATE_SCHED]
+        live[LIVE_SITES] = scope.live[LIVE_SITES]
+        live[LIVE_STALE] = scope.live[LIVE_STALE]
+        live[LIVE_OPEN_UNSCHEDULED] = scope.live[LIVE_OPEN_UNSCHEDULED]
+        live[LIVE_STALE_SCHEDULED] = scope.live[LIVE_STALE_SCHEDULED]
+    days[today] = list(today_vector)
     return {
         "w": windows,
         "live": live,
         "hour": {h: v for h, v in hours.items() if h == hour or any(v)},
         "day": {d: v for d, v in days.items() if d == today or any(v)},
     }
+
+
+def _put_scope(vector: list[float], opened: float, scheduled: float, sites: float) -> None:
+    vector[OPEN_SECONDS], vector[SCHEDULED_SECONDS], vector[SITES_SCHEDULED] = opened, scheduled, sites
+
+
+def _merge_payloads(earlier: Payload, later: Payload) -> Payload:
+    """Two steps of one flush: the later windows, and the calendar buckets of both."""
+    merged = dict(later)
+    merged["hour"] = {**earlier.get("hour", {}), **later.get("hour", {})}
+    merged["day"] = {**earlier.get("day", {}), **later.get("day", {})}
+    if "procs" in earlier or "procs" in later:
+        procs = dict(earlier.get("procs") or {})
+        for label, payload in (later.get("procs") or {}).items():
+            procs[label] = _merge_payloads(procs[label], payload) if label in procs else payload
+        merged["procs"] = procs
+    return merged
 
 
 _EMPTY_KEYS: tuple[int, ...] | None = None
@@ -1036,21 +1499,10 @@ def _empty_keys() -> tuple[int, ...]:
     return _EMPTY_KEYS
 
 
-def _overlap(pieces: list[Interval], start: float, end: float) -> float:
-    total = 0.0
-    for s, e in pieces:
-        if e <= start:
-            continue
-        if s >= end:
-            break
-        total += (e if e < end else end) - (s if s > start else start)
-    return total
-
-
 def _emit_all(
     result: FlushResult, scope: tuple[str, str, str], window: str, start: float, vector: list[float], a: float
 ) -> None:
-    """The final snapshots of a closed calendar bucket of a site (those with something in them)."""
+    """The snapshots of a closed calendar bucket of a site (those with something in them)."""
     for indicator in INDICATORS:
         if is_empty(indicator, vector):
             continue
@@ -1072,26 +1524,61 @@ def _sum_payloads(parts: Iterable[Payload]) -> Payload:
     return out
 
 
-def _pack(vectors: Iterable[Sequence[float]]) -> str:
-    """Vectors as one base64 text of their doubles (checkpoints are written often: keep it cheap)."""
-    flat = array("d")
-    for vector in vectors:
-        flat.extend(vector)  # C speed for arrays and lists alike
-    return base64.b64encode(flat.tobytes()).decode("ascii")
+def _pack(vector: Sequence[float]) -> str:
+    """A vector as base64 text of its doubles (checkpoints are written often: keep it cheap)."""
+    return base64.b64encode(array("d", vector).tobytes()).decode("ascii")
 
 
-def _unpack_arrays(text: str, width: int) -> list[array[float]]:
-    flat = array("d", base64.b64decode(text))
-    return [flat[i : i + width] for i in range(0, len(flat), width)]
+def _unpack(text: str) -> array[float]:
+    return array("d", base64.b64decode(text))
 
 
-def _unpack_lists(text: str, width: int) -> list[list[float]]:
-    flat = array("d", base64.b64decode(text))
-    return [flat[i : i + width].tolist() for i in range(0, len(flat), width)]
+def _dump_scope(scope: Scope) -> list[Any]:
+    return [
+        _pack(scope.op) if scope.op is not None else None,
+        scope.recent,
+        scope.ends,
+        _pack(scope.live) if scope.live is not None else None,
+        _pack(scope.w15),
+        _pack(scope.w60),
+        _pack(scope.ring),
+        [[h, _pack(v)] for h, v in scope.hours.items()],
+    ]
 
 
-def _pad(vector: list[float], width: int) -> list[float]:
-    return [float(x) for x in vector] + [0.0] * (width - len(vector))
+def _load_scope(scope: Scope, data: list[Any]) -> None:
+    op, recent, ends, live, w15, w60, ring, hours = data
+    scope.op = _unpack(op) if op is not None else None
+    scope.recent = [float(x) for x in recent] if recent else None
+    scope.ends = [float(x) for x in ends]
+    if live is not None:
+        scope.live = _unpack(live)
+    scope.w15, scope.w60, scope.ring = _unpack(w15), _unpack(w60), _unpack(ring)
+    scope.hours = {int(h): _unpack(v) for h, v in hours}
+
+
+def _dump_event(event: DomainEvent) -> list[Any]:
+    if isinstance(event, Call):
+        return ["c", event.event_id, event.network, event.site_id, event.t, event.answered, event.ended, event.ivr_only]
+    assert isinstance(event, Case)
+    return [
+        "d",
+        event.event_id,
+        event.network,
+        event.site_id,
+        event.t,
+        event.submitted,
+        event.procedure,
+        event.deadline_days,
+    ]
+
+
+def _load_event(data: list[Any]) -> DomainEvent:
+    if data[0] == "c":
+        _, event_id, network, site_id, t, answered, ended, ivr = data
+        return Call(event_id, network, site_id, float(t), answered, float(ended), bool(ivr))
+    _, event_id, network, site_id, t, submitted, procedure, deadline = data
+    return Case(event_id, network, site_id, float(t), float(submitted), procedure, deadline)
 
 
 def _fingerprint(payload: Payload) -> int:
@@ -1120,53 +1607,3 @@ def _finite(value: float) -> float | None:
 
 def _inf(value: float | None) -> float:
     return NEG_INF if value is None else float(value)
-
-
-def _site_has_state(site: SiteState) -> bool:
-    return bool(
-        site.parts is not None
-        or site.counters
-        or site.pending
-        or site.seen
-        or site.tl
-        or site.tl0
-        or site.open_days
-        or site.last_status is not None
-        or site.keys is not None
-        or site.day is not None
-    )
-
-
-def _dump_site(site: SiteState) -> list[Any]:
-    return [
-        site.parts.dump() if site.parts is not None else None,
-        sorted(site.counters),
-        site.last_status,
-        site.expired,
-        [list(p) for p in site.pending],
-        site.seen,
-        _finite(site.tl_start),
-        site.tl0,
-        [list(c) for c in site.tl],
-        [[d, o, s] for d, (o, s) in site.open_days.items()],
-        site.day,
-        site.keys,
-    ]
-
-
-def _load_site(site: SiteState, raw: list[Any]) -> None:
-    (parts, counters, last_status, expired, pending, seen, tl_start, tl0, tl, open_days, day, keys) = raw
-    if parts is not None:
-        site.parts = SiteParts(site.info.days)
-        site.parts.load(parts)
-    site.counters = set(counters)
-    site.last_status = last_status
-    site.expired = expired
-    site.pending = [(float(t), int(o), str(c)) for t, o, c in pending]
-    site.seen = {str(k): float(v) for k, v in seen.items()}
-    site.tl_start = _inf(tl_start)
-    site.tl0 = bool(tl0)
-    site.tl = [(float(t), bool(v)) for t, v in tl]
-    site.open_days = {int(d): (float(o), float(s)) for d, o, s in open_days}
-    site.day = day
-    site.keys = keys
