@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from charter_contracts import IndicatorSnapshot
 from charter_indicators.api import indicators_router
+from charter_indicators.domain.aggregate import Aggregator
+from charter_indicators.domain.parts import GROUP_WIDTH, LIVE_WIDTH
 from charter_indicators.domain.snapshots import SnapshotValue
 from charter_indicators.encoding import SnapshotEncoder, latest_key
 from charter_indicators.metrics import IndicatorMetrics
@@ -125,3 +127,13 @@ def test_only_aggregated_scopes_are_exported_and_a_handed_over_scope_disappears(
     assert metric_value(text, "charter_calls_offered", {"network": "caf"}) is None
     assert metric_value(text, "charter_case_processing_median_seconds", median) is None
     assert metric_value(text, "charter_sites_open", {"network": "", "department": ""}) == 3
+
+
+def test_the_nation_and_the_networks_are_published_before_departments() -> None:
+    aggregator = Aggregator(sources=1)
+    parts = {"w": {name: [1.0] * GROUP_WIDTH for name in ("15m", "1h", "today", "7d")}, "live": [0.0] * LIVE_WIDTH}
+    for scope in [("caf", "75"), (None, "75"), ("caf", None), (None, None), ("cpam", "13"), ("cpam", None)]:
+        aggregator.update(scope, 0, {**parts, "hour": {}, "day": {}})
+    aggregator.update_progress(0, AS_OF)
+    order = list(dict.fromkeys((s.network, s.department) for s in aggregator.snapshots()))
+    assert order == [(None, None), ("caf", None), ("cpam", None), (None, "75"), ("caf", "75"), ("cpam", "13")]

@@ -191,3 +191,37 @@ async def test_a_checkpoint_of_an_older_version_is_set_aside_and_the_partition_r
     generation, document = store.saved[0]
     assert generation == 8
     assert orjson.loads(document)["offsets"]["calls"] == 3
+
+
+async def test_a_round_over_many_sites_goes_out_a_slice_per_tick_and_covers_every_site_once() -> None:
+    names = [f"caf-{i}" for i in range(1200)]  # scheduled at T0: each has opening figures to publish
+
+    async def registry(partition: int) -> tuple[list[Any], int]:
+        records = [
+            Record("sites", partition, i, n.encode(), site(n).model_dump_json().encode()) for i, n in enumerate(names)
+        ]
+        return records, len(records)
+
+    calls, sink = Calls(), FakeSink()
+    streams = SiteStreams(
+        IndicatorConfig(),
+        TOPICS,
+        sink,
+        FakeStore(),
+        registry,
+        IndicatorMetrics(CollectorRegistry()),
+        lambda topic, p: len(calls.records) if topic == "calls" else 0,
+        idle_seconds=0,
+        site_snapshot_seconds=30,
+        max_flush_gap=GAP,
+        clock=lambda: 1000.0,
+    )
+    await streams.assign([0])
+    await streams.handle(calls.add(range(3)))
+    slices = []
+    for _ in range(4):
+        sink.sent.clear()
+        await streams.tick()
+        slices.append([d["scope"]["site_id"] for d in _site_snapshots(sink) if d["window"] == "live"])
+    assert [len(s) for s in slices] == [500, 500, 200, 0]
+    assert sorted(sum(slices, [])) == sorted(names)

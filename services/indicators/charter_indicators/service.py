@@ -41,6 +41,7 @@ from charter_indicators.domain.partition import (
     IndicatorConfig,
     PartitionState,
     ScopeKey,
+    SiteState,
 )
 from charter_indicators.domain.schedule import compile_site
 from charter_indicators.domain.snapshots import SnapshotValue
@@ -59,6 +60,9 @@ from charter_indicators.kafka_io import Checkpoint
 from charter_indicators.metrics import IndicatorMetrics
 
 log = logging.getLogger(__name__)
+
+#: Sites whose current windows one tick publishes (a round over all of them spans several ticks).
+ROUND_SLICE = 500
 
 
 class Sink(Protocol):
@@ -150,8 +154,11 @@ class SiteStreams:
         self.saving = asyncio.Lock()
         self.encoder = SnapshotEncoder()
         self.writer = uuid.uuid4().hex[:8]
-        #: when each partition last published its sites' current windows
-        self._sites_published_at: dict[int, float] = {}
+        #: each partition's round of its sites' current windows: the sites still to publish, when it
+        #: started (wall clock) and as of when
+        self._rounds: dict[int, list[SiteState]] = {}
+        self._round_started: dict[int, float] = {}
+        self._round_as_of: dict[int, float | None] = {}
 
     # -- assignment -------------------------------------------------------------------
 
@@ -211,7 +218,9 @@ class SiteStreams:
             for p in gone:
                 self.partitions.pop(p, None)
                 self.offsets.pop(p, None)
-                self._sites_published_at.pop(p, None)
+                self._rounds.pop(p, None)
+                self._round_started.pop(p, None)
+                self._round_as_of.pop(p, None)
                 for topic in self.topics.canonical:
                     self.last_event.pop((p, topic), None)
         return commits
@@ -353,18 +362,36 @@ class SiteStreams:
     # -- time -------------------------------------------------------------------------
 
     async def tick(self) -> None:
-        """Let time pass on idle partitions, bring figures up to date, publish, wait for the acks."""
+        """Let time pass on idle partitions, bring figures up to date, publish, wait for the acks.
+
+        Each partition's sites publish their current windows every ``site_snapshot_seconds``,
+        in slices of ``ROUND_SLICE`` sites, one slice per tick: a round over thousands of sites
+        never holds back the next minute's figures.
+        """
         now = self.clock()
         async with self.lock:
             self._progress(now)
             for p, state in sorted(self.partitions.items()):
-                # a partition's round of site snapshots stays due until a flush that ran (a minute
-                # closed) delivers it: ticks that find no closed minute are the common case live
-                due = now - self._sites_published_at.get(p, -float("inf")) >= self.site_snapshot_seconds
-                result = state.flush(site_snapshots=due)
-                if due and result.advanced:
-                    self._sites_published_at[p] = now
+                result = state.flush(site_snapshots=False)
                 await self._publish(p, result)
+                due = now - self._round_started.get(p, -float("inf")) >= self.site_snapshot_seconds
+                # a round is worth starting once figures moved on (a minute closed) since the last one
+                if due and p not in self._rounds and state.as_of != self._round_as_of.get(p):
+                    self._rounds[p] = list(state.sites.values())
+                    self._round_started[p], self._round_as_of[p] = now, state.as_of
+            for p in sorted(self._rounds):
+                pending = self._rounds[p]
+                owner = self.partitions.get(p)
+                if owner is None:  # restored meanwhile: its next round starts afresh
+                    del self._rounds[p]
+                    continue
+                chunk = [site for site in pending[:ROUND_SLICE] if owner.sites.get(site.info.site_id) is site]
+                for snapshot in owner.site_snapshots(chunk):
+                    await self._snapshot(snapshot)
+                if len(pending) > ROUND_SLICE:
+                    self._rounds[p] = pending[ROUND_SLICE:]
+                else:
+                    del self._rounds[p]
             as_of = [s.as_of for s in self.partitions.values() if s.as_of is not None]
             if as_of:
                 self.metrics.watermark.set(min(as_of))
@@ -484,11 +511,11 @@ class Aggregation:
                 if q in self.catching_up:
                     continue
                 snapshots = aggregator.snapshots()
+                self.metrics.observe(snapshots)
                 for snapshot in snapshots:
                     value = self.encoder.encode(snapshot)
                     await self.sink.send(self.topics.indicators, snapshot_key(snapshot), value)
                     await self.sink.send(self.topics.latest, latest_key(snapshot), value)
-                self.metrics.observe(snapshots)
         await self.sink.flush()
 
 

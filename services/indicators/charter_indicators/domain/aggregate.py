@@ -122,7 +122,8 @@ class Aggregator:
         if as_of is None:
             return []
         out: list[SnapshotValue] = []
-        for scope, entry in self.scopes.items():
+        # the nation, then networks, departments and departments of a network: the most watched first
+        for scope, entry in sorted(self.scopes.items(), key=_rank):
             if not entry.dirty and entry.emitted_as_of == as_of:
                 continue
             out.extend(self._scope_snapshots(scope, entry, as_of))
@@ -216,6 +217,11 @@ class Aggregator:
                 for procedure in entry.procedures.values():
                     for day in [d for d in procedure.days if d < day_cut]:
                         del procedure.days[day]
+
+
+def _rank(item: tuple[ScopeKey, Any]) -> int:
+    network, department = item[0]
+    return (network is not None) + 2 * (department is not None)
 
 
 def _ordered(by_source: dict[int, Any]) -> list[Any]:
