@@ -42,7 +42,6 @@ import heapq
 import math
 import zlib
 from array import array
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,12 +180,14 @@ _KINDS: tuple[tuple[tuple[int, ...], int, int], ...] = (
 # -- buckets: a tag (hour start or day ordinal), then the parts --------------------------------
 _SITE_ROW = 1 + SITE_WIDTH
 _GROUP_ROW = 1 + GROUP_WIDTH
+_SITE_RING = opening.WIDTH  # a site's ring of days follows its integrals, in one array
 _RING = 7  # local days kept: the 7d window (today and six days), the day just closed among them
 
 
-def _ring_base(ring: array[float], row: int, day: int) -> int:
-    """Offset of day ``day``'s parts in a ring of days (claimed if its slot held an older day; -1 if newer)."""
-    base = (day % _RING) * row
+def _ring_base(ring: array[float], row: int, day: int, start: int = 0) -> int:
+    """Offset of day ``day``'s parts in a ring of days at ``start`` (claimed if its slot held an older day;
+    -1 if a newer one)."""
+    base = start + (day % _RING) * row
     held = ring[base]
     if held != day:
         if held > day:
@@ -197,8 +198,8 @@ def _ring_base(ring: array[float], row: int, day: int) -> int:
     return base + 1
 
 
-def _ring_day(ring: array[float], row: int, day: int) -> list[float] | None:
-    base = (day % _RING) * row
+def _ring_day(ring: array[float], row: int, day: int, start: int = 0) -> list[float] | None:
+    base = start + (day % _RING) * row
     if ring[base] != day:
         return None
     return ring[base + 1 : base + row].tolist()
@@ -209,6 +210,50 @@ def _new_ring(row: int) -> array[float]:
     for slot in range(_RING):
         ring[slot * row] = -1.0
     return ring
+
+
+class _Seen:
+    """Event ids of one stream of one network, forgotten by the minute they expire."""
+
+    __slots__ = ("by_minute", "ids")
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self.by_minute: dict[int, list[str]] = {}
+
+    def add(self, event_id: str, minute: int) -> None:
+        self.ids.add(event_id)
+        bucket = self.by_minute.get(minute)
+        if bucket is None:
+            self.by_minute[minute] = [event_id]
+        else:
+            bucket.append(event_id)
+
+    def forget(self, before: int) -> None:
+        """Ids that expired before minute ``before``."""
+        for minute in [m for m in self.by_minute if m < before]:
+            self.ids.difference_update(self.by_minute.pop(minute))
+
+
+class _Shared:
+    """Sites that share a schedule (weekly hours, time zone, holidays, no announced closure).
+
+    Their schedule starts and ends at the same instants: one edge at a time for all of them,
+    not one per site.
+    """
+
+    __slots__ = ("index", "info", "key", "members", "state")
+
+    def __init__(self, index: int, key: object, info: SiteInfo, state: bool) -> None:
+        self.index = index
+        self.key = key
+        self.info = info
+        self.state = state
+        self.members: list[SiteState] = []
+
+
+def _schedule_key(info: SiteInfo) -> object:
+    return (info.schedules, info.zone, info.holidays.subdivision, info.announced)
 
 
 class SiteState:
@@ -226,8 +271,8 @@ class SiteState:
         "op",
         "pending",
         "recent",
-        "ring",
         "sched_end",
+        "shared",
         "version",
     )
 
@@ -239,16 +284,16 @@ class SiteState:
         self.counters: tuple[str, ...] = ()
         self.last_status: float | None = None
         self.pending: list[tuple[float, int, str]] | None = None
-        #: running integrals of opening time (``opening.py``), set when time starts for the site
+        #: running integrals of opening time (``opening.py``), then the ring of the last seven local days
+        #: (calls, cases and opening time), set when time starts for the site
         self.op: array[float] | None = None
         self.recent: list[float] | None = None
         self.sched_end: float | None = None
-        #: calls, cases and opening of the last seven local days
-        self.ring: array[float] | None = None
         #: hour buckets not final yet: rows of [hour start, parts]
         self.hours: array[float] | None = None
         #: what decided the last snapshots of each indicator (to publish only what changed)
         self.keys: array[int] | None = None
+        self.shared: _Shared | None = None
         self.version = 0
 
     @property
@@ -334,17 +379,18 @@ class PartitionState:
         #: where the sweep of opening time stands (None until the first flush)
         self._swept: float | None = None
         self._edges: list[tuple[float, int, int, float, bool]] = []
+        self._shared: dict[object, _Shared] = {}
+        self._shared_list: list[_Shared] = []
         self._next_hour = math.inf
         #: per time zone of sites or departments: (next midnight, the day it starts)
         self._midnights: dict[LocalDays, list[float]] = {}
         self._pending_sites: set[str] = set()
         #: calls and cases waiting to take effect, by the minute they do (calls: their end)
-        self._staged: dict[int, list[DomainEvent]] = {}
+        self._staged: dict[int, tuple[array[int], array[float]]] = {}
         #: calls and cases of the last hour by minute (received or completed), one record each
         self._log: dict[int, array[int]] = {}
         #: event ids seen within the grace period, per stream and network, and when they expire
-        self._seen: dict[str, dict[str, set[str]]] = {COUNTERS: {}, CALLS: {}, CASES: {}}
-        self._seen_order: deque[tuple[float, set[str], str]] = deque()
+        self._seen: dict[str, dict[str, _Seen]] = {COUNTERS: {}, CALLS: {}, CASES: {}}
         self._recent_sites: set[int] = set()
         #: site buckets to publish: (site index, hour start) and (site index, local day)
         self._closing_hours: set[tuple[int, int]] = set()
@@ -383,6 +429,7 @@ class PartitionState:
                 self._start_site(state, self._swept)
         else:
             moved = state.group is not group
+            self._leave(state)
             if self._swept is not None:
                 self._set_flags(state, self._swept, 0)
             state.group.live[LIVE_SITES] -= 1  # type: ignore[index]
@@ -400,13 +447,14 @@ class PartitionState:
         state = self.sites.pop(site_id, None)
         if state is None:
             return
+        self._leave(state)
         if self._swept is not None:
             self._set_flags(state, self._swept, 0)
         state.group.live[LIVE_SITES] -= 1  # type: ignore[index]
         state.version += 1
         self._pending_sites.discard(site_id)
         state.pending = state.recent = None
-        state.ring = state.hours = None
+        state.hours = None
         self._registry_changed = True
 
     # -- events -----------------------------------------------------------------------
@@ -427,9 +475,9 @@ class PartitionState:
         by_network = self._seen[stream]
         seen = by_network.get(event.network)
         if seen is None:
-            seen = by_network[event.network] = set()
+            seen = by_network[event.network] = _Seen()
         event_id = event.event_id
-        if event_id in seen:
+        if event_id in seen.ids:
             return Outcome.DUPLICATE
         latest = self.stream_max.get(stream, NEG_INF)
         if judged < self.watermark or judged < latest - self.config.grace:
@@ -440,8 +488,8 @@ class PartitionState:
             self.stream_max[stream] = t
         if self._swept is None and (self.origin is None or t < self.origin):
             self.origin = float(minute_floor(t))
-        seen.add(event_id)
-        self._seen_order.append((judged, seen, event_id))
+        minute = int(judged // MINUTE)
+        seen.add(event_id, minute)
         if kind is CounterChange:
             change: CounterChange = event  # type: ignore[assignment]
             if site.pending is None:
@@ -449,12 +497,15 @@ class PartitionState:
             site.pending.append((t, 1 if change.opened else 0, change.counter_id))
             self._pending_sites.add(event.site_id)
         else:
-            minute = int(judged // MINUTE)
+            # what it adds is known now; it waits, packed, for the minute it takes effect
+            code, value = self._record(site, event)
+            record = (site.idx << _SITE_SHIFT) | (code << _CODE_SHIFT) | value
             staged = self._staged.get(minute)
             if staged is None:
-                self._staged[minute] = [event]
+                self._staged[minute] = (array("Q", [record]), array("d", [t]))
             else:
-                staged.append(event)
+                staged[0].append(record)
+                staged[1].append(t)
         return Outcome.ACCEPTED
 
     # -- time -------------------------------------------------------------------------
@@ -550,6 +601,7 @@ class PartitionState:
         """(Re)start time at ``t`` for every site and scope: states as they are just before ``t``."""
         self._swept = t
         self._edges = []
+        self._shared, self._shared_list = {}, []
         self._next_hour = (t // HOUR + 1) * HOUR
         self._midnights = {}
         for scope in (*self.groups.values(), *self.procedures.values()):
@@ -574,8 +626,10 @@ class PartitionState:
 
     def _start_site(self, site: SiteState, t: float) -> None:
         """Time starts for a site at ``t``: nothing accrued, its state as the registry and its status say."""
-        site.op = opening.new_integral(t, site.info.days.day_of(t))
+        ring = site.op[_SITE_RING:] if site.op is not None else _new_ring(_SITE_ROW)
+        site.op = opening.new_integral(t, site.info.days.day_of(t)) + ring  # one array, of the exact size
         site.recent = None
+        site.shared = None
         site.sched_end = None
         site.flags = 0 if site.last_status is not None and site.last_status + self.config.stale_after >= t else STALE
         if site.counters and site.flags & STALE == 0:
@@ -589,16 +643,36 @@ class PartitionState:
         """The site's schedule and closures as they stand at ``t``, and their next edges."""
         info = site.info
         flags = site.flags & ~(SCHED | UNANN)
-        if opening.scheduled_before(info, t):
+        if self._join(site, t).state:
             flags |= SCHED
         if opening.closure_before(info.unannounced, t):
             flags |= UNANN
         self._set_flags(site, t, flags, attach=True)
-        edge = opening.next_schedule_edge(info, t, flags & SCHED != 0, after=False)
-        self._push(edge[0], _SCHEDULE, site, float(site.version), edge[1])
         closure = opening.next_closure_edge(info.unannounced, t, flags & UNANN != 0, after=False)
         if closure is not None:
             self._push(closure[0], _CLOSURE, site, float(site.version), closure[1])
+
+    def _join(self, site: SiteState, t: float) -> _Shared:
+        """The site follows the edges of its schedule, shared with the sites of the same schedule."""
+        key = _schedule_key(site.info)
+        shared = self._shared.get(key)
+        if shared is None:
+            state = opening.scheduled_before(site.info, t)
+            shared = self._shared[key] = _Shared(len(self._shared_list), key, site.info, state)
+            self._shared_list.append(shared)
+            edge = opening.next_schedule_edge(site.info, t, state, after=False)
+            heapq.heappush(self._edges, (edge[0], _SCHEDULE, shared.index, 0.0, edge[1]))
+        shared.members.append(site)
+        site.shared = shared
+        return shared
+
+    def _leave(self, site: SiteState) -> None:
+        shared = site.shared
+        if shared is not None:
+            shared.members.remove(site)
+            site.shared = None
+            if not shared.members and self._shared.get(shared.key) is shared:
+                del self._shared[shared.key]  # its edges stop; a site of that schedule later starts anew
 
     def _push(self, t: float, kind: int, site: SiteState, version: float, state: bool) -> None:
         heapq.heappush(self._edges, (t, kind, site.idx, version, state))
@@ -667,6 +741,16 @@ class PartitionState:
                 self._counter(site, at, opened, counter)
                 continue
             at, kind, idx, version, state = heapq.heappop(edges)
+            if kind == _SCHEDULE:
+                shared = self._shared_list[idx]
+                if not shared.members:
+                    continue
+                shared.state = state
+                for member in shared.members:
+                    self._set_flags(member, at, (member.flags | SCHED) if state else (member.flags & ~SCHED))
+                edge = opening.next_schedule_edge(shared.info, at, state, after=True)
+                heapq.heappush(edges, (edge[0], _SCHEDULE, idx, 0.0, edge[1]))
+                continue
             site = sites[idx]  # type: ignore[assignment]
             if site is None or self.sites.get(site.info.site_id) is not site:
                 continue
@@ -676,15 +760,10 @@ class PartitionState:
                 continue
             if version != site.version:
                 continue
-            if kind == _SCHEDULE:
-                self._set_flags(site, at, (site.flags | SCHED) if state else (site.flags & ~SCHED))
-                edge = opening.next_schedule_edge(site.info, at, state, after=True)
-                self._push(edge[0], _SCHEDULE, site, version, edge[1])
-            else:
-                self._set_flags(site, at, (site.flags | UNANN) if state else (site.flags & ~UNANN))
-                closure = opening.next_closure_edge(site.info.unannounced, at, state, after=True)
-                if closure is not None:
-                    self._push(closure[0], _CLOSURE, site, version, closure[1])
+            self._set_flags(site, at, (site.flags | UNANN) if state else (site.flags & ~UNANN))
+            closure = opening.next_closure_edge(site.info.unannounced, at, state, after=True)
+            if closure is not None:
+                self._push(closure[0], _CLOSURE, site, version, closure[1])
         self._swept = until
 
     def _due_counters(self, until: float) -> list[tuple[float, int, str, SiteState]]:
@@ -770,15 +849,13 @@ class PartitionState:
             assert op is not None
             opened, scheduled = opening.close_day(op, midnight, next_day)
             if opened or scheduled:
-                if site.ring is None:
-                    site.ring = _new_ring(_SITE_ROW)
-                base = _ring_base(site.ring, _SITE_ROW, day)
+                base = _ring_base(op, _SITE_ROW, day, _SITE_RING)
                 if base >= 0:
-                    site.ring[base + OPEN_SECONDS] = opened
-                    site.ring[base + SCHEDULED_SECONDS] = scheduled
-                    site.ring[base + SITES_SCHEDULED] = 1.0 if scheduled > 0 else 0.0
+                    op[base + OPEN_SECONDS] = opened
+                    op[base + SCHEDULED_SECONDS] = scheduled
+                    op[base + SITES_SCHEDULED] = 1.0 if scheduled > 0 else 0.0
                 self._closing_days.add((site.idx, day))
-            elif site.ring is not None and _ring_day(site.ring, _SITE_ROW, day) is not None:
+            elif _ring_day(op, _SITE_ROW, day, _SITE_RING) is not None:
                 self._closing_days.add((site.idx, day))
         for group in self.groups.values():
             if group.local is not local:
@@ -850,34 +927,35 @@ class PartitionState:
         current_hour = int((a - MINUTE) // HOUR * HOUR)
         todays: dict[LocalDays, int] = {}
         log = self._log
-        sites = self.sites
+        site_list = self._site_list
+        registered = self.sites
         for minute in sorted(due):
-            for event in self._staged.pop(minute):
-                site = sites.get(event.site_id)
-                if site is None or site.info.network != event.network:
-                    continue
-                code, value = self._record(site, event)
-                t = event.t
+            records, times = self._staged.pop(minute)
+            for record, t in zip(records, times, strict=True):
+                site = site_list[record >> _SITE_SHIFT]
+                if site is None or registered.get(site.info.site_id) is not site:
+                    continue  # removed from the registry meanwhile
+                code = (record >> _CODE_SHIFT) & _CODE_MASK
+                value = record & _VALUE_MASK
                 m = int(t // MINUTE)
                 hour = m // 60 * 3600
                 plus, value_part, histogram = _KINDS[code & 7]
                 # the site: its local day and its hour
                 days = site.info.days
                 day = days.day_of(t)
-                ring = site.ring
-                if ring is None:
-                    ring = site.ring = _new_ring(_SITE_ROW)
-                base = _ring_base(ring, _SITE_ROW, day)
+                op = site.op
+                assert op is not None
+                base = _ring_base(op, _SITE_ROW, day, _SITE_RING)
                 hbase = site.hour_base(hour, True)
                 hours = site.hours
                 assert hours is not None
                 for part in plus:
                     if base >= 0:
-                        ring[base + part] += 1.0
+                        op[base + part] += 1.0
                     hours[hbase + part] += 1.0
                 if value_part >= 0:
                     if base >= 0:
-                        ring[base + value_part] += value
+                        op[base + value_part] += value
                     hours[hbase + value_part] += value
                 today = todays.get(days)
                 if today is None:
@@ -921,7 +999,6 @@ class PartitionState:
                     if scope_day < scope_today:
                         self._scope_days.add(scope_day)
                 if m >= a60:
-                    record = (site.idx << _SITE_SHIFT) | (code << _CODE_SHIFT) | value
                     minute_log = log.get(m)
                     if minute_log is None:
                         log[m] = array("Q", [record])
@@ -999,13 +1076,13 @@ class PartitionState:
         days_kept: set[tuple[int, int]] = set()
         for idx, day in sorted(self._closing_days):
             site = sites[idx]
-            if site is None or site.ring is None:
+            if site is None or site.op is None:
                 continue
             days = site.info.days
             if day >= days.day_of(a - MINUTE):
                 days_kept.add((idx, day))
                 continue
-            closed = _ring_day(site.ring, _SITE_ROW, day)
+            closed = _ring_day(site.op, _SITE_ROW, day, _SITE_RING)
             if closed is not None:
                 _emit_all(result, _site_scope(site), "day", days.midnight(day), closed, a)
         self._closing_days = days_kept
@@ -1071,7 +1148,6 @@ class PartitionState:
         week_start = today - 6
         recent = site.recent
         now_open, now_scheduled = opening.at(op, a, recent)
-        ring = site.ring
         vectors: dict[str, list[float]] = {}
         w15, w60 = minutes if minutes is not None else (zeros(SITE_WIDTH), zeros(SITE_WIDTH))
         for name, vector, start in (("15m", w15, a - 900), ("1h", w60, a - HOUR)):
@@ -1085,18 +1161,17 @@ class PartitionState:
         )
         _put(current, hour_open, hour_scheduled)
         vectors["hour"] = current
-        day_vector = (_ring_day(ring, _SITE_ROW, today) if ring is not None else None) or zeros(SITE_WIDTH)
+        day_vector = _ring_day(op, _SITE_ROW, today, _SITE_RING) or zeros(SITE_WIDTH)
         if op[DAY_AT] == today:
             _put(day_vector, now_open - op[DAY_OPEN], now_scheduled - op[DAY_SCHED])
         else:
             _put(day_vector, 0.0, 0.0)
         vectors["today"] = day_vector
         week = list(day_vector)
-        if ring is not None:
-            for day in range(week_start, today):
-                closed = _ring_day(ring, _SITE_ROW, day)
-                if closed is not None:
-                    add_into(week, closed)
+        for day in range(week_start, today):
+            closed = _ring_day(op, _SITE_ROW, day, _SITE_RING)
+            if closed is not None:
+                add_into(week, closed)
         week[SITES_SCHEDULED] = 1.0 if week[SCHEDULED_SECONDS] > 0 else 0.0
         vectors["7d"] = week
         vectors["day"] = day_vector
@@ -1203,11 +1278,10 @@ class PartitionState:
                         site.hours = row
                     else:
                         site.hours.extend(row)
-        forget = self.watermark - self.config.grace
-        order = self._seen_order
-        while order and order[0][0] < forget:
-            _, seen, event_id = order.popleft()
-            seen.discard(event_id)
+        forget = int((self.watermark - self.config.grace) // MINUTE)
+        for by_network in self._seen.values():
+            for seen in by_network.values():
+                seen.forget(forget)
 
     # -- persistence ------------------------------------------------------------------
 
@@ -1224,13 +1298,12 @@ class PartitionState:
                 _pack(site.op) if site.op is not None else None,
                 site.recent,
                 site.sched_end,
-                _pack(site.ring) if site.ring is not None else None,
                 _pack(site.hours) if site.hours is not None else None,
                 list(site.keys) if site.keys is not None else None,
             ]
         groups = [[n, d, _dump_scope(g)] for (n, d), g in self.groups.items()]
         procedures = [[n, p, _dump_scope(s)] for (n, p), s in self.procedures.items()]
-        staged = [[minute, [_dump_event(e) for e in events]] for minute, events in self._staged.items()]
+        staged = [[minute, _pack_ints(records), _pack(times)] for minute, (records, times) in self._staged.items()]
         return {
             "format": CHECKPOINT_FORMAT,
             "partition": self.partition,
@@ -1245,10 +1318,12 @@ class PartitionState:
             "procedures": procedures,
             "labels": self._label_names,
             "staged": staged,
-            "log": [
-                [minute, base64.b64encode(records.tobytes()).decode("ascii")] for minute, records in self._log.items()
+            "log": [[minute, _pack_ints(records)] for minute, records in self._log.items()],
+            "seen": [
+                [stream, network, [[minute, ids] for minute, ids in seen.by_minute.items()]]
+                for stream, by_network in self._seen.items()
+                for network, seen in by_network.items()
             ],
-            "seen": [[t, stream, network, event_id] for t, stream, network, event_id in self._seen_entries()],
             "closing_hours": sorted(self._closing_hours),
             "closing_days": sorted(self._closing_days),
             "scope_hours": sorted(self._scope_hours),
@@ -1256,13 +1331,6 @@ class PartitionState:
             "next_hour": self._next_hour if self._swept is not None else None,
             "sent": [[n, d, p] for (n, d), p in self._sent.items()],
         }
-
-    def _seen_entries(self) -> Iterable[tuple[float, str, str, str]]:
-        owners = {id(seen): (stream, network) for stream, by in self._seen.items() for network, seen in by.items()}
-        for t, seen, event_id in self._seen_order:
-            if event_id in seen:
-                stream, network = owners[id(seen)]
-                yield t, stream, network, event_id
 
     @staticmethod
     def loadable(data: dict[str, Any]) -> bool:
@@ -1296,7 +1364,7 @@ class PartitionState:
             if known is None:
                 continue
             site = known
-            (_, flags, counters, last_status, pending, op, recent, sched_end, ring, hours, keys) = raw
+            (_, flags, counters, last_status, pending, op, recent, sched_end, hours, keys) = raw
             site.flags = int(flags)
             site.counters = tuple(counters)
             site.last_status = last_status
@@ -1308,7 +1376,6 @@ class PartitionState:
             if site.recent:
                 self._recent_sites.add(site.idx)
             site.sched_end = sched_end
-            site.ring = _unpack(ring) if ring is not None else None
             site.hours = _unpack(hours) if hours is not None else None
             site.keys = array("q", keys) if keys is not None else None
         for network, department, raw in data["groups"]:
@@ -1317,12 +1384,15 @@ class PartitionState:
         for network, label, raw in data["procedures"]:
             scope = self.procedures[(network, label)] = Scope(local_days(_PARIS), opening_time=False)
             _load_scope(scope, raw)
-        self._staged = {int(minute): [_load_event(e) for e in events] for minute, events in data["staged"]}
-        self._log = {int(minute): array("Q", base64.b64decode(text)) for minute, text in data["log"]}
-        for t, stream, network, event_id in data["seen"]:
-            seen = self._seen[stream].setdefault(network, set())
-            seen.add(event_id)
-            self._seen_order.append((float(t), seen, event_id))
+        self._staged = {
+            int(minute): (_unpack_ints(records), _unpack(times)) for minute, records, times in data["staged"]
+        }
+        self._log = {int(minute): _unpack_ints(text) for minute, text in data["log"]}
+        for stream, network, minutes in data["seen"]:
+            seen = self._seen[stream].setdefault(network, _Seen())
+            for minute, ids in minutes:
+                for event_id in ids:
+                    seen.add(event_id, int(minute))
         self._closing_hours = {(int(i), int(h)) for i, h in data["closing_hours"]}
         self._closing_days = {(int(i), int(d)) for i, d in data["closing_days"]}
         self._scope_hours = {int(h) for h in data["scope_hours"]}
@@ -1336,6 +1406,7 @@ class PartitionState:
     def _resume_time(self, t: float, next_hour: float) -> None:
         """After a restore: the next edges and boundaries of every site and scope from ``t``."""
         self._edges = []
+        self._shared, self._shared_list = {}, []
         self._next_hour = next_hour
         self._midnights = {}
         for scope in self.groups.values():
@@ -1347,15 +1418,13 @@ class PartitionState:
                 self._midnights.setdefault(local, [local.midnight(day + 1), float(day + 1)])
         for site in self.sites.values():
             if site.op is None:
-                site.group.live[LIVE_SITES] += 0  # type: ignore[index]
                 self._start_site(site, t)
                 continue
             local = site.info.days
             day = int(site.op[DAY_AT])
             self._midnights.setdefault(local, [local.midnight(day + 1), float(day + 1)])
             info = site.info
-            edge = opening.next_schedule_edge(info, t, site.flags & SCHED != 0, after=False)
-            self._push(edge[0], _SCHEDULE, site, float(site.version), edge[1])
+            self._join(site, t)
             closure = opening.next_closure_edge(info.unannounced, t, site.flags & UNANN != 0, after=False)
             if closure is not None:
                 self._push(closure[0], _CLOSURE, site, float(site.version), closure[1])
@@ -1557,28 +1626,12 @@ def _load_scope(scope: Scope, data: list[Any]) -> None:
     scope.hours = {int(h): _unpack(v) for h, v in hours}
 
 
-def _dump_event(event: DomainEvent) -> list[Any]:
-    if isinstance(event, Call):
-        return ["c", event.event_id, event.network, event.site_id, event.t, event.answered, event.ended, event.ivr_only]
-    assert isinstance(event, Case)
-    return [
-        "d",
-        event.event_id,
-        event.network,
-        event.site_id,
-        event.t,
-        event.submitted,
-        event.procedure,
-        event.deadline_days,
-    ]
+def _pack_ints(records: array[int]) -> str:
+    return base64.b64encode(records.tobytes()).decode("ascii")
 
 
-def _load_event(data: list[Any]) -> DomainEvent:
-    if data[0] == "c":
-        _, event_id, network, site_id, t, answered, ended, ivr = data
-        return Call(event_id, network, site_id, float(t), answered, float(ended), bool(ivr))
-    _, event_id, network, site_id, t, submitted, procedure, deadline = data
-    return Case(event_id, network, site_id, float(t), float(submitted), procedure, deadline)
+def _unpack_ints(text: str) -> array[int]:
+    return array("Q", base64.b64decode(text))
 
 
 def _fingerprint(payload: Payload) -> int:

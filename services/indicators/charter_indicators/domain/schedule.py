@@ -12,6 +12,7 @@ than what the hot path needs, and weekly hours shared by many sites are interned
 from __future__ import annotations
 
 import bisect
+import sys
 from dataclasses import dataclass
 from datetime import date, time
 
@@ -101,6 +102,7 @@ class SiteInfo:
 
 _day_cache: dict[tuple[Weekly, str, str | None, int], tuple[Interval, ...]] = {}
 _DAY_CACHE_LIMIT = 200_000
+_schedules: dict[tuple[tuple[int, Weekly], ...], tuple[tuple[int, Weekly], ...]] = {}
 
 
 def compile_site(site: Site) -> SiteInfo:
@@ -111,15 +113,17 @@ def compile_site(site: Site) -> SiteInfo:
     )
     announced = merge((c.start.timestamp(), c.end.timestamp()) for c in site.closures if c.announced)
     unannounced = merge((c.start.timestamp(), c.end.timestamp()) for c in site.closures if not c.announced)
+    ordered = tuple(sorted(schedules, key=lambda item: item[0]))
+    # a national registry repeats a few networks, departments, zones and schedules: shared, not copied
     return SiteInfo(
         site_id=site.site_id,
-        network=site.network,
-        department=site.department,
-        zone=site.timezone,
-        kind=site.kind,
+        network=sys.intern(site.network),
+        department=sys.intern(site.department),
+        zone=sys.intern(site.timezone),
+        kind=sys.intern(site.kind),
         days=local_days(site.timezone),
         holidays=holiday_calendar(site.department),
-        schedules=tuple(sorted(schedules, key=lambda item: item[0])),
+        schedules=_schedules.setdefault(ordered, ordered),
         announced=tuple(announced),
         unannounced=tuple(unannounced),
     )
