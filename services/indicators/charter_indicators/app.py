@@ -98,6 +98,7 @@ class Indicators:
             stale_after=settings.stale_after_seconds,
             short_abandon=settings.short_abandon_seconds,
             service_level=settings.service_level_seconds,
+            max_call=settings.max_call_seconds,
             rules=load_rules(settings.procedures_file),
         )
         self.topics = topics = internal_topics(settings)

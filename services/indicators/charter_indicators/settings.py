@@ -33,7 +33,13 @@ class IndicatorsSettings(ServiceSettings):
         default=60.0,
         ge=0,
         description="Events older than the latest event of their stream (a canonical topic's partition) by "
-        "more than this are late: not counted, sent to the dead-letter topic.",
+        "more than this are late: not counted, sent to the dead-letter topic. A call is judged on its end.",
+    )
+    max_call_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Longest call counted, from received_at to ended_at: a call is counted once it has ended, "
+        "in the window it was received in, so a longer one would revise figures published long before; it is late.",
     )
     idle_seconds: float = Field(
         default=10.0,
