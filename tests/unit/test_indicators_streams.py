@@ -84,7 +84,13 @@ async def _registry(partition: int) -> tuple[list[Any], int]:
     return [Record("sites", partition, 0, b"caf-1", site("caf-1").model_dump_json().encode())], 1
 
 
-def _streams(calls: Calls, sink: FakeSink, store: FakeStore | None = None, **options: Any) -> SiteStreams:
+def _streams(
+    calls: Calls,
+    sink: FakeSink,
+    store: FakeStore | None = None,
+    metrics: IndicatorMetrics | None = None,
+    **options: Any,
+) -> SiteStreams:
     settings: dict[str, Any] = {"idle_seconds": 0, "site_snapshot_seconds": 0, "max_flush_gap": GAP, **options}
     return SiteStreams(
         IndicatorConfig(),
@@ -92,7 +98,7 @@ def _streams(calls: Calls, sink: FakeSink, store: FakeStore | None = None, **opt
         sink,
         store or FakeStore(),
         _registry,
-        IndicatorMetrics(CollectorRegistry()),
+        metrics or IndicatorMetrics(CollectorRegistry()),
         lambda topic, p: len(calls.records) if topic == "calls" else 0,
         **settings,
     )
@@ -224,4 +230,27 @@ async def test_a_round_over_many_sites_goes_out_a_slice_per_tick_and_covers_ever
         await streams.tick()
         slices.append([d["scope"]["site_id"] for d in _site_snapshots(sink) if d["window"] == "live"])
     assert [len(s) for s in slices] == [500, 500, 200, 0]
-    assert sorted(sum(slices, [])) == sorted(names)
+    assert sorted(site_id for chunk in slices for site_id in chunk) == sorted(names)
+
+
+async def test_calls_are_judged_late_on_their_end_and_dead_lettered_with_the_reason() -> None:
+    calls, sink, registry = Calls(), FakeSink(), CollectorRegistry()
+    streams = _streams(calls, sink, metrics=IndicatorMetrics(registry))
+    await streams.assign([0])
+    await streams.handle(calls.add(range(10)))  # answered calls of three minutes, received a minute apart
+
+    def record(offset: int, received: int, duration: float) -> Record:
+        payload = events.call(T0 + timedelta(minutes=received), site_id="caf-1", answered_after=None, duration=duration)
+        return Record("calls", 0, offset, b"caf-1", events.encode(payload))
+
+    # received five minutes before the latest call, but ended after it: still going on, counted
+    still_going = record(10, 4, 480.0)
+    # received and ended well before: late
+    over = record(11, 2, 10.0)
+    calls.records += [still_going, over]
+    await streams.handle([still_going, over])
+    letters = [orjson.loads(value) for topic, value in sink.sent if topic == "dead-letter" and value]
+    assert [(letter["reason"], letter["source_offset"]) for letter in letters] == [("late", 11)]
+    assert letters[0]["detail"].startswith("ended_at is before the watermark")
+    assert registry.get_sample_value("charter_indicators_events_total", {"type": "call"}) == 11
+    assert streams.offsets[0]["calls"] == 12  # both read, one counted, one dead-lettered

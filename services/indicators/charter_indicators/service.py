@@ -32,7 +32,7 @@ from charter_contracts import DeadLetter, RejectReason, Site
 from charter_indicators.decoding import UndecodableError, decode_event
 from charter_indicators.domain.aggregate import Aggregator
 from charter_indicators.domain.calendar import idle_time, minute_floor
-from charter_indicators.domain.events import Outcome
+from charter_indicators.domain.events import Call, Case, Outcome
 from charter_indicators.domain.partition import (
     CALLS,
     CASES,
@@ -243,39 +243,58 @@ class SiteStreams:
                         continue
                     self._registry(owner, record)
                     self.offsets[p][sites_topic] = record.offset + 1
-            slot: tuple[str, int] | None = None
+            # records of one topic-partition come together: it is looked up once a run, and its
+            # offset written at the end of the run (the lock keeps checkpoints out meanwhile)
+            topic: str | None = None
+            partition = -1
             state: PartitionState | None = None
             offsets: dict[str, int] = {}
             first = 0
-            for record in records:  # records of one topic-partition come together: look it up once
-                topic = record.topic
-                if (topic, record.partition) != slot:
-                    slot = (topic, record.partition)
-                    state = None if topic == sites_topic else self.partitions.get(record.partition)
+            last = -1
+            calls = cases = 0
+            decode = decode_event
+            for record in records:
+                if record.partition != partition or record.topic != topic:
+                    if last >= 0 and topic is not None:
+                        offsets[topic] = last + 1
+                    topic, partition, last = record.topic, record.partition, -1
+                    state = None if topic == sites_topic else self.partitions.get(partition)
                     if state is not None:
-                        offsets = self.offsets[record.partition]
+                        offsets = self.offsets[partition]
                         first = offsets.get(topic, 0)
-                        self.last_event[slot[::-1]] = now
-                if state is None or record.offset < first:
+                        self.last_event[(partition, topic)] = now
+                offset = record.offset
+                if state is None or offset < first:
                     continue
-                offsets[topic] = record.offset + 1
+                last = offset
                 try:
-                    event = decode_event(record.value or b"")
+                    event = decode(record.value or b"")
                 except UndecodableError as exc:
                     rejected["schema"] += 1
                     await self._dead_letter(record, RejectReason.SCHEMA, str(exc), None)
                     continue
                 outcome = state.apply(event)
+                kind = event.__class__
                 if outcome is Outcome.ACCEPTED:
-                    counted[event.type] += 1
+                    if kind is Call:
+                        calls += 1
+                    elif kind is Case:
+                        cases += 1
+                    else:
+                        counted[event.type] += 1
                     continue
                 rejected[outcome.value] += 1
                 if outcome is Outcome.LATE:
                     late[(event.network, event.type)] += 1
+                    judged = "ended_at" if kind is Call else "occurred_at"
                     await self._dead_letter(
                         record,
                         RejectReason.LATE,
-                        f"occurred_at is before the watermark {_iso(state.watermark)} "
+                        f"{judged} is before the watermark {_iso(state.watermark)} "
+                        f"(grace {self.config.grace:g} s), or the call lasted longer than "
+                        f"{self.config.max_call:g} s: not counted"
+                        if kind is Call
+                        else f"{judged} is before the watermark {_iso(state.watermark)} "
                         f"(grace {self.config.grace:g} s): not counted",
                         event.network,
                     )
@@ -287,6 +306,12 @@ class SiteStreams:
                         else f"site_id: {event.site_id!r} is not in the site registry (charter.sites)"
                     )
                     await self._dead_letter(record, RejectReason.UNKNOWN_SITE, detail, event.network)
+            if last >= 0 and topic is not None:
+                offsets[topic] = last + 1
+            if calls:
+                counted["call"] += calls
+            if cases:
+                counted["case_completed"] += cases
             self._progress(now)
             self.metrics.count(counted, late, rejected)
 
