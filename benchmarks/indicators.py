@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import subprocess
 import time
 from dataclasses import dataclass
@@ -141,7 +142,8 @@ def latency(
     """Publish ``rate`` calls a second, event time running a minute every ``minute_every`` seconds (so that
     minutes close often enough to sample), grace 0; per closed minute A: publish of the first event at or
     after A (it completes A) -> the first national snapshot as of A on charter.indicators, and -> /metrics
-    showing every call before A in the national ``charter_calls_offered{window="today"}``."""
+    showing in the national ``charter_calls_offered{window="today"}`` every call that ended before A (a call
+    counts once it has ended; these last ``CALL_SECONDS``, published when they end, as networks do)."""
     return asyncio.run(_latency(bootstrap, work, sites=sites, seconds=seconds, rate=rate, minute_every=minute_every))
 
 
@@ -169,7 +171,8 @@ async def _latency(
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     start = datetime(yesterday.year, yesterday.month, yesterday.day, 7, tzinfo=UTC).timestamp()
     published: dict[float, float] = {}  # minute A -> wall time its first event was sent
-    before: dict[float, int] = {}  # minute A -> calls before A
+    before: dict[float, int] = {}  # minute A -> calls ended before A
+    received: list[float] = []
     seen_topic: dict[float, float] = {}
     seen_metrics: dict[float, float] = {}
     topic = names.canonical(EventKind.CALL_RECORDS)
@@ -236,7 +239,8 @@ async def _latency(
                 minute = at // 60 * 60
                 if sent and minute not in published:  # the first event of minute A completes A
                     published[minute] = time.perf_counter()
-                    before[minute] = sent
+                    before[minute] = bisect.bisect_left(received, minute - CALL_SECONDS)
+                received.append(at)
                 site = sent * 7919 % sites
                 key = f"bench-{site}".encode()
                 value = _answered_call(sent, NETWORKS[site % len(NETWORKS)], key.decode(), at, _iso)
@@ -263,13 +267,17 @@ async def _latency(
     )
 
 
+#: Calls of the latency run: answered after 2 s, ended 3 s later.
+CALL_SECONDS = 5.0
+
+
 def _answered_call(index: int, network: str, site_id: str, at: float, iso: object) -> bytes:
     from datetime import UTC, datetime, timedelta  # noqa: PLC0415
 
     import orjson  # noqa: PLC0415
 
     moment = datetime.fromtimestamp(at, UTC)
-    answered = moment + timedelta(seconds=20)
+    answered = moment + timedelta(seconds=2)
     return orjson.dumps(
         {
             "event_id": f"bl-{index}",
@@ -280,7 +288,7 @@ def _answered_call(index: int, network: str, site_id: str, at: float, iso: objec
             "type": "call",
             "received_at": iso(moment),  # type: ignore[operator]
             "answered_at": iso(answered),  # type: ignore[operator]
-            "ended_at": iso(answered + timedelta(seconds=120)),  # type: ignore[operator]
+            "ended_at": iso(answered + timedelta(seconds=CALL_SECONDS - 2)),  # type: ignore[operator]
             "ivr_only": False,
         }
     )
