@@ -3,9 +3,10 @@
 Ingest validated every event on the canonical topics against the contract, so the
 indicators only read the fields they need, with msgspec into small tagged structs (in C),
 instead of validating each event again with pydantic (several times slower). Instants are
-converted by ``instant`` from cached whole seconds. A test proves the result equals
-``from_contract(parse_event(...))`` on the same bytes; anything the fast path cannot read
-falls back to full validation, which names the problem.
+converted by ``instant`` (``datetime.fromisoformat`` behind RFC 3339 checks, canonical whole
+seconds from a cache), and the domain events set through their slots. A test proves the
+result equals ``from_contract(parse_event(...))`` on the same bytes; anything the fast path
+cannot read falls back to full validation, which names the problem.
 """
 
 from __future__ import annotations
