@@ -68,6 +68,17 @@ def test_rolling_windows_follow_event_time() -> None:
     assert (hour.numerator, hour.denominator) == (1, 2)
     assert quarter.as_of == ts("2024-03-04T10:00:00+01:00")
     assert quarter.window_start == ts("2024-03-04T09:45:00+01:00")
+    # the site's own windows slide the same way
+    site_quarter = figures.get("pickup_rate", "15m", network="caf", department="75", site_id="caf-1")
+    site_hour = figures.get("pickup_rate", "1h", network="caf", department="75", site_id="caf-1")
+    assert (site_quarter.numerator, site_quarter.denominator) == (0, 1)
+    assert (site_hour.numerator, site_hour.denominator) == (1, 2)
+    # twenty minutes on, the 09:55 call has left the 15-minute window; the 09:10 one the hour
+    later = run(state, [call(ts("2024-03-04T10:21:00+01:00"), "caf-1", ivr_only=True)], figures=figures)
+    site_quarter = later.get("pickup_rate", "15m", network="caf", department="75", site_id="caf-1")
+    site_hour = later.get("pickup_rate", "1h", network="caf", department="75", site_id="caf-1")
+    assert site_quarter.as_of == ts("2024-03-04T10:20:00+01:00")
+    assert (site_quarter.denominator, site_hour.numerator, site_hour.denominator) == (0, 0, 1)
 
 
 def test_late_events_are_not_counted_duplicates_count_once_out_of_order_within_grace_counts() -> None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import hashlib
 import heapq
 import math
 import zlib
@@ -45,6 +46,8 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from charter_contracts.sites import department_timezone
 from charter_indicators.domain import opening
@@ -178,10 +181,14 @@ _KINDS: tuple[tuple[tuple[int, ...], int, int], ...] = (
 )
 
 # -- buckets: a tag (hour start or day ordinal), then the parts --------------------------------
+_RING = 7  # local days kept: the 7d window (today and six days), the day just closed among them
 _SITE_ROW = 1 + SITE_WIDTH
 _GROUP_ROW = 1 + GROUP_WIDTH
 _SITE_RING = opening.WIDTH  # a site's ring of days follows its integrals, in one array
-_RING = 7  # local days kept: the 7d window (today and six days), the day just closed among them
+#: then its calls and cases of the last 15 minutes and of the last hour, parts OFFERED to PROCESSING_SUM
+_EVENT_PARTS = PROCESSING_SUM - OFFERED + 1
+_SITE_W15 = _SITE_RING + _RING * _SITE_ROW - OFFERED  # op[_SITE_W15 + part]
+_SITE_W60 = _SITE_W15 + _EVENT_PARTS
 
 
 def _ring_base(ring: array[float], row: int, day: int, start: int = 0) -> int:
@@ -205,8 +212,9 @@ def _ring_day(ring: array[float], row: int, day: int, start: int = 0) -> list[fl
     return ring[base + 1 : base + row].tolist()
 
 
-def _new_ring(row: int) -> array[float]:
-    ring = array("d", bytes(8 * row * _RING))
+def _new_ring(row: int, extra: int = 0) -> array[float]:
+    """A ring of days (tags -1: none held), and ``extra`` zeros after it."""
+    ring = array("d", bytes(8 * (row * _RING + extra)))
     for slot in range(_RING):
         ring[slot * row] = -1.0
     return ring
@@ -626,7 +634,7 @@ class PartitionState:
 
     def _start_site(self, site: SiteState, t: float) -> None:
         """Time starts for a site at ``t``: nothing accrued, its state as the registry and its status say."""
-        ring = site.op[_SITE_RING:] if site.op is not None else _new_ring(_SITE_ROW)
+        ring = site.op[_SITE_RING:] if site.op is not None else _new_ring(_SITE_ROW, 2 * _EVENT_PARTS)
         site.op = opening.new_integral(t, site.info.days.day_of(t)) + ring  # one array, of the exact size
         site.recent = None
         site.shared = None
@@ -957,6 +965,12 @@ class PartitionState:
                     if base >= 0:
                         op[base + value_part] += value
                     hours[hbase + value_part] += value
+                if m >= a60:
+                    for window in (_SITE_W60, _SITE_W15) if m >= a15 else (_SITE_W60,):
+                        for part in plus:
+                            op[window + part] += 1.0
+                        if value_part >= 0:
+                            op[window + value_part] += value
                 today = todays.get(days)
                 if today is None:
                     today = todays[days] = days.day_of(a - MINUTE)
@@ -965,32 +979,20 @@ class PartitionState:
                 if day < today:
                     self._closing_days.add((site.idx, day))
                 # its department, and for a case its procedure
-                scopes = [site.group]
-                if code & 7 >= _CASE_WITHIN:
-                    scopes.append(self._procedure(site.info.network, code >> 8))
+                kind = code & 7
                 bin_part = histogram + ((code >> 3) & 31) if histogram >= 0 else -1
-                for scope in scopes:
+                scope = site.group
+                while True:
                     local = scope.local
                     scope_day = day if local is days else local.day_of(t)
+                    _bump(scope.hour(hour), 0, plus, value_part, value, bin_part)
                     sbase = _ring_base(scope.ring, _GROUP_ROW, scope_day)
-                    vectors = [scope.hour(hour)]
-                    offsets = [0]
                     if sbase >= 0:
-                        vectors.append(scope.ring)
-                        offsets.append(sbase)
+                        _bump(scope.ring, sbase, plus, value_part, value, bin_part)
                     if m >= a60:
-                        vectors.append(scope.w60)
-                        offsets.append(0)
+                        _bump(scope.w60, 0, plus, value_part, value, bin_part)
                         if m >= a15:
-                            vectors.append(scope.w15)
-                            offsets.append(0)
-                    for vector, offset in zip(vectors, offsets, strict=True):
-                        for part in plus:
-                            vector[offset + part] += 1.0
-                        if value_part >= 0:
-                            vector[offset + value_part] += value
-                        if bin_part >= 0:
-                            vector[offset + bin_part] += 1.0
+                            _bump(scope.w15, 0, plus, value_part, value, bin_part)
                     if hour < current_hour:
                         self._scope_hours.add(hour)
                     scope_today = todays.get(local)
@@ -998,6 +1000,9 @@ class PartitionState:
                         scope_today = todays[local] = local.day_of(a - MINUTE)
                     if scope_day < scope_today:
                         self._scope_days.add(scope_day)
+                    if kind < _CASE_WITHIN or scope is not site.group:
+                        break
+                    scope = self._procedure(site.info.network, code >> 8)
                 if m >= a60:
                     minute_log = log.get(m)
                     if minute_log is None:
@@ -1010,13 +1015,14 @@ class PartitionState:
         if previous is None or a <= previous:
             return
         before, now = int(previous // MINUTE), int(a // MINUTE)
-        for width, attribute in ((15, "w15"), (60, "w60")):
+        for width, attribute, window in ((15, "w15", _SITE_W15), (60, "w60", _SITE_W60)):
             for minute in range(before - width, min(now - width, before)):
-                self._subtract(minute, attribute)
+                self._subtract(minute, attribute, window)
         for minute in [m for m in self._log if m < now - 60]:
             del self._log[minute]
 
-    def _subtract(self, minute: int, attribute: str) -> None:
+    def _subtract(self, minute: int, attribute: str, window: int | None) -> None:
+        """A minute's calls and cases out of its scopes' window ``attribute`` (and its sites' ``window``)."""
         records = self._log.get(minute)
         if not records:
             return
@@ -1027,6 +1033,12 @@ class PartitionState:
             code = (record >> _CODE_SHIFT) & _CODE_MASK
             value = record & _VALUE_MASK
             plus, value_part, histogram = _KINDS[code & 7]
+            op = site.op
+            if window is not None and op is not None:
+                for part in plus:
+                    op[window + part] -= 1.0
+                if value_part >= 0:
+                    op[window + value_part] -= value
             scopes = [site.group]
             if code & 7 >= _CASE_WITHIN:
                 scopes.append(self._procedure(site.info.network, code >> 8))
@@ -1049,7 +1061,7 @@ class PartitionState:
         for minute in self._log:
             for attribute, width in (("w15", 15), ("w60", 60)):
                 if minute >= now - width:
-                    self._subtract(minute, attribute)
+                    self._subtract(minute, attribute, None)
         for scope in (*self.groups.values(), *self.procedures.values()):
             scope.w15 = array("d", (-x for x in scope.w15))
             scope.w60 = array("d", (-x for x in scope.w60))
@@ -1092,47 +1104,19 @@ class PartitionState:
         a = self.as_of
         if a is None:
             return []
-        chosen = list(self.sites.values() if sites is None else sites)
-        minutes = self._site_minutes(a, {site.idx for site in chosen})
         out: list[SnapshotValue] = []
-        for site in chosen:
-            self._site_windows(site, a, minutes.get(site.idx), out, force=force)
+        for site in self.sites.values() if sites is None else sites:
+            self._site_windows(site, a, out, force=force)
         return out
 
     def current_sites(self) -> list[SnapshotValue]:
         """Every site's snapshots of the current windows as of the last flush, changed or not."""
         return self.site_snapshots(force=True)
 
-    def _site_minutes(self, a: float, wanted: set[int]) -> dict[int, tuple[list[float], list[float]]]:
-        """Calls and cases of the last 15 minutes and the last hour of each wanted site, from the log."""
-        out: dict[int, tuple[list[float], list[float]]] = {}
-        now = int(a // MINUTE)
-        for minute, records in self._log.items():
-            if not now - 60 <= minute < now:
-                continue
-            recent = minute >= now - 15
-            for record in records:
-                idx = record >> _SITE_SHIFT
-                if idx not in wanted:
-                    continue
-                sums = out.get(idx)
-                if sums is None:
-                    sums = out[idx] = (zeros(SITE_WIDTH), zeros(SITE_WIDTH))
-                code = (record >> _CODE_SHIFT) & _CODE_MASK
-                value = record & _VALUE_MASK
-                plus, value_part, _ = _KINDS[code & 7]
-                for vector in (sums[1], sums[0]) if recent else (sums[1],):
-                    for part in plus:
-                        vector[part] += 1.0
-                    if value_part >= 0:
-                        vector[value_part] += value
-        return out
-
     def _site_windows(
         self,
         site: SiteState,
         a: float,
-        minutes: tuple[list[float], list[float]] | None,
         out: list[SnapshotValue],
         *,
         force: bool,
@@ -1149,8 +1133,9 @@ class PartitionState:
         recent = site.recent
         now_open, now_scheduled = opening.at(op, a, recent)
         vectors: dict[str, list[float]] = {}
-        w15, w60 = minutes if minutes is not None else (zeros(SITE_WIDTH), zeros(SITE_WIDTH))
-        for name, vector, start in (("15m", w15, a - 900), ("1h", w60, a - HOUR)):
+        for name, window, start in (("15m", _SITE_W15, a - 900), ("1h", _SITE_W60, a - HOUR)):
+            vector = zeros(SITE_WIDTH)
+            vector[OFFERED : PROCESSING_SUM + 1] = op[window + OFFERED : window + PROCESSING_SUM + 1]
             o, s = opening.at(op, start, recent)
             _put(vector, now_open - o, now_scheduled - s)
             vectors[name] = vector
@@ -1435,6 +1420,18 @@ class PartitionState:
 # -- helpers ----------------------------------------------------------------------------------
 
 
+def _bump(
+    vector: array[float], offset: int, plus: tuple[int, ...], value_part: int, value: int, bin_part: int
+) -> None:
+    """One call or case into a vector of parts at ``offset``."""
+    for part in plus:
+        vector[offset + part] += 1.0
+    if value_part >= 0:
+        vector[offset + value_part] += value
+    if bin_part >= 0:
+        vector[offset + bin_part] += 1.0
+
+
 def _site_scope(site: SiteState) -> tuple[str, str, str]:
     info = site.info
     return (info.network, info.department, info.site_id)
@@ -1580,17 +1577,34 @@ def _emit_all(
 
 
 def _sum_payloads(parts: Iterable[Payload]) -> Payload:
-    out: Payload = {"w": {}, "live": zeros(LIVE_WIDTH), "hour": {}, "day": {}}
+    """Parts of several scopes summed, vector by vector, in the order given (the sums are the same in any run)."""
+    windows: dict[str, list[Sequence[float]]] = {}
+    lives: list[Sequence[float]] = []
+    buckets: dict[str, dict[Any, list[Sequence[float]]]] = {"hour": {}, "day": {}}
     for part in parts:
         for name, vector in part["w"].items():
-            target = out["w"].setdefault(name, zeros(GROUP_WIDTH))
-            add_into(target, vector)
-        add_into(out["live"], part["live"])
-        for kind in ("hour", "day"):
+            windows.setdefault(name, []).append(vector)
+        lives.append(part["live"])
+        for kind, by_key in buckets.items():
             for key, vector in part[kind].items():
-                target = out[kind].setdefault(key, zeros(GROUP_WIDTH))
-                add_into(target, vector)
-    return out
+                by_key.setdefault(key, []).append(vector)
+    return {
+        "w": {name: _sum_vectors(vectors, GROUP_WIDTH) for name, vectors in windows.items()},
+        "live": _sum_vectors(lives, LIVE_WIDTH),
+        "hour": {key: _sum_vectors(vectors, GROUP_WIDTH) for key, vectors in buckets["hour"].items()},
+        "day": {key: _sum_vectors(vectors, GROUP_WIDTH) for key, vectors in buckets["day"].items()},
+    }
+
+
+def _sum_vectors(vectors: list[Sequence[float]], width: int) -> list[float]:
+    if len(vectors) == 1:
+        return list(vectors[0])
+    if any(len(vector) != width for vector in vectors):
+        out = zeros(width)
+        for vector in vectors:
+            add_into(out, vector)
+        return out
+    return list(map(sum, zip(*vectors, strict=True)))  # element-wise, in C
 
 
 def _pack(vector: Sequence[float]) -> str:
@@ -1635,16 +1649,9 @@ def _unpack_ints(text: str) -> array[int]:
 
 
 def _fingerprint(payload: Payload) -> int:
-    """A stable fingerprint of partial sums (floats hash the same in every process)."""
-
-    def frozen(value: Any) -> Any:
-        if isinstance(value, dict):
-            return tuple((_stable(k), frozen(v)) for k, v in sorted(value.items(), key=lambda item: str(item[0])))
-        if isinstance(value, list | array):
-            return tuple(value)
-        return _stable(value)
-
-    return hash(frozen(payload))
+    """A fingerprint of partial sums, the same in every process (it is saved with the checkpoint)."""
+    data = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS)
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
 
 
 def _stable(value: Any) -> Any:
