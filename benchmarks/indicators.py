@@ -105,7 +105,7 @@ def replay(
                     break
                 if service.process is not None and service.process.poll() is not None:
                     raise RuntimeError(f"indicators exited:\n{service.log()}")
-                time.sleep(1.0)
+                time.sleep(0.1)
             assert first is not None
             seconds = now - first[0]
             events = int(done - first[1])
@@ -259,14 +259,17 @@ async def _latency(
         await consumer.stop()
         await producer.stop()
         await asyncio.to_thread(service.stop)
-    # the last minutes are not complete (no later event): leave them out
-    complete = sorted(published)[:-2]
+    # the first minutes are the service's warm-up (time starts for every site, caches fill), the last
+    # ones are not complete (no later event): both are left out
+    complete = sorted(published)[WARM_UP_MINUTES:-2]
     return Latency(
         [seen_topic[m] - published[m] for m in complete if m in seen_topic],
         [seen_metrics[m] - published[m] for m in complete if m in seen_metrics],
     )
 
 
+#: Closed minutes of the latency run left out as the service's warm-up.
+WARM_UP_MINUTES = 2
 #: Calls of the latency run: answered after 2 s, ended 3 s later.
 CALL_SECONDS = 5.0
 
@@ -304,33 +307,42 @@ class Recovery:
     checkpoint_bytes: int
 
 
-def recovery(bootstrap: str, names: TopicNames, expected: int, work: Path) -> Recovery:
-    """Run through half the loaded events, checkpoint, SIGKILL, restart: time the restore and the resumption."""
+def recovery(bootstrap: str, workload: Workload, work: Path) -> Recovery:
+    """Half the events through one process, a checkpoint, SIGKILL; the other half published, a new process:
+    time from its start to every partition restored from its checkpoint, and to events counted again."""
     import re  # noqa: PLC0415
 
+    names = fresh_names()
+    half = workload.events // 2
+
+    async def publish(events: slice, registry: bool) -> int:
+        if registry:
+            await create_topics(bootstrap, names, PARTITIONS)
+        return await produce(bootstrap, names, workload, PARTITIONS, events=events, registry=registry)
+
+    loaded = asyncio.run(publish(slice(0, half), True))
     first = launcher(["indicators"], work / f"indicators-crash-{names.prefix}log")
     extra = {"CHARTER_INDICATORS_IDLE_SECONDS": 0, "CHARTER_INDICATORS_CHECKPOINT_SECONDS": 2}
     first.env = indicators_env(bootstrap, names, first, **extra)
+    checkpoints = re.compile(r"partition \d+: \d+ sites, checkpoint \d+")
     with httpx.Client() as client:
         first.start()
         try:
-            while counted(metrics(client, first.url)) < expected // 2:
-                time.sleep(0.5)
-            saved = first.log_path.stat().st_size
-            time.sleep(4)  # at least one checkpoint with state in it
+            while counted(metrics(client, first.url)) < loaded:
+                time.sleep(0.25)
+            time.sleep(5)  # at least one checkpoint after every event of the first half
         finally:
             first.kill()
-        del saved
+        asyncio.run(publish(slice(half, None), False))  # what the restarted process has to read
         second = launcher(["indicators"], work / f"indicators-restart-{names.prefix}log")
         second.env = indicators_env(bootstrap, names, second, **extra)
         began = time.perf_counter()
         restored = resumed = None
         second.start()
         try:
-            pattern = re.compile(r"partition \d+: \d+ sites, checkpoint \d+")
             while resumed is None or restored is None:
                 text = second.log_path.read_text(errors="replace")
-                if restored is None and len(pattern.findall(text)) >= PARTITIONS:
+                if restored is None and len(checkpoints.findall(text)) >= PARTITIONS:
                     restored = time.perf_counter() - began
                 if resumed is None:
                     page = metrics(client, second.url)

@@ -8,6 +8,7 @@ that they validate against the contract models.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -137,21 +138,31 @@ async def create_topics(bootstrap: str, names: TopicNames, partitions: int) -> N
     await ensure_topics(bootstrap, contract_topics(names, partitions))
 
 
-async def produce(bootstrap: str, names: TopicNames, workload: Workload, partitions: int) -> int:
-    """Publish the registry then every event, batched per partition; returns the event count."""
+async def produce(
+    bootstrap: str,
+    names: TopicNames,
+    workload: Workload,
+    partitions: int,
+    *,
+    events: slice = slice(None),
+    registry: bool = True,
+) -> int:
+    """Publish the registry then the ``events`` of the workload (all by default), batched per partition;
+    returns the event count."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, max_batch_size=512 * 1024, acks=1)
     await producer.start()
     try:
-        pending = [
-            await producer.send(names.sites, site.model_dump_json().encode(), key=site.site_id.encode())
-            for site in workload.site_records()
-        ]
-        await asyncio.gather(*pending)
+        if registry:
+            pending = [
+                await producer.send(names.sites, site.model_dump_json().encode(), key=site.site_id.encode())
+                for site in workload.site_records()
+            ]
+            await asyncio.gather(*pending)
         batches: dict[tuple[str, int], object] = {}
         futures = []
         count = 0
         partitioner = producer._partitioner  # same murmur2 partitioning as every keyed send
-        for kind, key, value in workload.records():
+        for kind, key, value in itertools.islice(workload.records(), events.start, events.stop):
             topic = names.canonical(kind)
             partition = partitioner(key, list(range(partitions)), list(range(partitions)))
             batch = batches.get((topic, partition))
