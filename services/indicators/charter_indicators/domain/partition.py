@@ -1420,9 +1420,7 @@ class PartitionState:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _bump(
-    vector: array[float], offset: int, plus: tuple[int, ...], value_part: int, value: int, bin_part: int
-) -> None:
+def _bump(vector: array[float], offset: int, plus: tuple[int, ...], value_part: int, value: int, bin_part: int) -> None:
     """One call or case into a vector of parts at ``offset``."""
     for part in plus:
         vector[offset + part] += 1.0
