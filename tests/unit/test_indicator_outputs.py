@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import httpx
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 from charter_contracts import IndicatorSnapshot
 from charter_indicators.api import indicators_router
@@ -12,7 +15,7 @@ from charter_indicators.domain.aggregate import Aggregator
 from charter_indicators.domain.parts import GROUP_WIDTH, LIVE_WIDTH
 from charter_indicators.domain.snapshots import SnapshotValue
 from charter_indicators.encoding import SnapshotEncoder, latest_key
-from charter_indicators.metrics import IndicatorMetrics
+from charter_indicators.metrics import IndicatorMetrics, ScopeGauge
 from charter_indicators.readmodel import LatestSnapshots
 from tests.support.kafka import metric_value
 
@@ -107,7 +110,7 @@ def test_only_aggregated_scopes_are_exported_and_a_handed_over_scope_disappears(
             ),
         ]
     )
-    text = generate_latest(registry).decode()
+    text = metrics.exposition().decode()
     network = {"network": "caf", "department": "", "window": "1h"}
     assert metric_value(text, "charter_pickup_rate_ratio", network) == 0.8
     assert metric_value(text, "charter_pickup_raw_rate_ratio", network) == 0.72
@@ -121,9 +124,9 @@ def test_only_aggregated_scopes_are_exported_and_a_handed_over_scope_disappears(
     median = {"network": "caf", "procedure": "rsa", "window": "7d"}
     assert metric_value(text, "charter_case_processing_median_seconds", median) == 3.5e5
     metrics.observe([value("pickup_rate", "caf", None, None, "1h", num=0, den=0)])  # no call: no ratio
-    assert metric_value(generate_latest(registry).decode(), "charter_pickup_rate_ratio", network) is None
+    assert metric_value(metrics.exposition().decode(), "charter_pickup_rate_ratio", network) is None
     metrics.forget([("caf", "75"), ("caf", None)])
-    text = generate_latest(registry).decode()
+    text = metrics.exposition().decode()
     assert metric_value(text, "charter_calls_offered", {"network": "caf"}) is None
     assert metric_value(text, "charter_case_processing_median_seconds", median) is None
     assert metric_value(text, "charter_sites_open", {"network": "", "department": ""}) == 3
@@ -137,3 +140,38 @@ def test_the_nation_and_the_networks_are_published_before_departments() -> None:
     aggregator.update_progress(0, AS_OF)
     order = list(dict.fromkeys((s.network, s.department) for s in aggregator.snapshots()))
     assert order == [(None, None), ("caf", None), ("cpam", None), (None, "75"), ("caf", "75"), ("cpam", "13")]
+
+
+def test_the_scope_gauges_are_prometheus_text_that_follows_every_change() -> None:
+    gauge = ScopeGauge("charter_x", 'Help with "quotes", a \\ and\na new line.', ("network", "department"))
+    gauge.set(("caf", 'odd "75" \\ name'), 1.5)
+    gauge.set(("cpam", ""), float("nan"))
+    gauge.set(("msa", ""), float("inf"))
+
+    def parsed() -> dict[tuple[str, str], float]:
+        families = list(text_string_to_metric_families(gauge.render()))
+        assert [(f.name, f.type) for f in families] == [("charter_x", "gauge")]
+        return {(s.labels["network"], s.labels["department"]): s.value for s in families[0].samples}
+
+    first = parsed()
+    assert first[("caf", 'odd "75" \\ name')] == 1.5
+    assert math.isnan(first[("cpam", "")])
+    assert first[("msa", "")] == math.inf
+    gauge.set(("caf", 'odd "75" \\ name'), 2.0)
+    gauge.remove(("cpam", ""))
+    assert parsed() == {("caf", 'odd "75" \\ name'): 2.0, ("msa", ""): math.inf}
+
+
+def test_the_most_watched_scopes_can_be_published_before_the_others_and_none_is_lost() -> None:
+    aggregator = Aggregator(sources=1)
+    parts = {"w": {name: [1.0] * GROUP_WIDTH for name in ("15m", "1h", "today", "7d")}, "live": [0.0] * LIVE_WIDTH}
+    hour = {AS_OF - 10800: [1.0] * GROUP_WIDTH}  # a closed hour, final for the only source
+    for scope in [("caf", "75"), (None, None), ("caf", None)]:
+        aggregator.update(scope, 0, {**parts, "hour": hour, "day": {}})
+    aggregator.update_progress(0, AS_OF)
+    first = {(s.network, s.department) for s in aggregator.snapshots((0, 1))}
+    assert first == {(None, None), ("caf", None)}
+    rest = aggregator.snapshots((2, 3))
+    assert {(s.network, s.department) for s in rest} == {("caf", "75")}
+    assert AS_OF - 10800 in {s.window_start for s in rest if s.window == "hour"}  # not pruned in between
+    assert aggregator.snapshots() == []

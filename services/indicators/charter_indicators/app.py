@@ -388,6 +388,7 @@ class Indicators:
             on_started=[self._started],
             on_stopping=[self._stopping],
             lag_interval_seconds=self.settings.lag_interval_seconds,
+            exposition=self.metrics.scope_exposition,
         )
 
 

@@ -404,6 +404,9 @@ class SiteStreams:
                 if due and p not in self._rounds and state.as_of != self._round_as_of.get(p):
                     self._rounds[p] = list(state.sites.values())
                     self._round_started[p], self._round_as_of[p] = now, state.as_of
+        if self._rounds:
+            await self.sink.flush()  # the partial sums leave before a slice of site snapshots is made
+        async with self.lock:
             for p in sorted(self._rounds):
                 pending = self._rounds[p]
                 owner = self.partitions.get(p)
@@ -423,17 +426,17 @@ class SiteStreams:
         await self.sink.flush()
 
     async def _publish(self, p: int, result: FlushResult) -> None:
+        """The partial sums first (what the nation and networks wait for), then the sites' closed buckets."""
+        if result.advanced:
+            partitions = await self.sink.partitions(self.topics.partials)
+            for scope, payload in result.partials.items():
+                q = partitions[scope_partition(scope, len(partitions))]
+                await self.sink.send(self.topics.partials, partial_key(p, scope), encode_partial(p, scope, payload), q)
+            assert result.as_of is not None
+            for q in partitions:
+                await self.sink.send(self.topics.partials, progress_key(p), encode_progress(p, result.as_of), q)
         for snapshot in result.snapshots:
             await self._snapshot(snapshot)
-        if not result.advanced:
-            return
-        partitions = await self.sink.partitions(self.topics.partials)
-        for scope, payload in result.partials.items():
-            q = partitions[scope_partition(scope, len(partitions))]
-            await self.sink.send(self.topics.partials, partial_key(p, scope), encode_partial(p, scope, payload), q)
-        assert result.as_of is not None
-        for q in partitions:
-            await self.sink.send(self.topics.partials, progress_key(p), encode_progress(p, result.as_of), q)
 
     async def _snapshot(self, snapshot: SnapshotValue) -> None:
         value = self.encoder.encode(snapshot)
@@ -532,15 +535,19 @@ class Aggregation:
     async def tick(self) -> None:
         """Publish the scopes that changed (of the partitions read up to date) and export them."""
         async with self.lock:
-            for q, aggregator in sorted(self.aggregators.items()):
-                if q in self.catching_up:
-                    continue
-                snapshots = aggregator.snapshots()
-                self.metrics.observe(snapshots)
-                for snapshot in snapshots:
-                    value = self.encoder.encode(snapshot)
-                    await self.sink.send(self.topics.indicators, snapshot_key(snapshot), value)
-                    await self.sink.send(self.topics.latest, latest_key(snapshot), value)
+            # the nation and the networks first, out before the departments are even computed
+            for ranks in ((0, 1), (2, 3)):
+                for q, aggregator in sorted(self.aggregators.items()):
+                    if q in self.catching_up:
+                        continue
+                    snapshots = aggregator.snapshots(ranks)
+                    self.metrics.observe(snapshots)
+                    for snapshot in snapshots:
+                        value = self.encoder.encode(snapshot)
+                        await self.sink.send(self.topics.indicators, snapshot_key(snapshot), value)
+                        await self.sink.send(self.topics.latest, latest_key(snapshot), value)
+                if ranks == (0, 1):
+                    await self.sink.flush()
         await self.sink.flush()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,9 @@ class ServiceParts:
     kafka_auth: KafkaAuth = NO_AUTH
     #: How often the consumer lag of every subscriber of ``broker`` is sampled.
     lag_interval_seconds: float = 15.0
+    #: Metrics rendered by the service itself, served after the registry's (large families kept
+    #: out of prometheus_client's formatting at every scrape).
+    exposition: Callable[[], bytes] | None = None
     #: Set by ``build_app``: ``charter_kafka_consumer_lag_messages`` of this service.
     lag: ConsumerLag | None = field(default=None, init=False)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -119,7 +123,10 @@ def build_app(parts: ServiceParts) -> FastAPI:
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
-        return Response(generate_latest(parts.registry), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(parts.registry)
+        if parts.exposition is not None:
+            body += parts.exposition()
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/asyncapi.json", tags=["documentation"], summary="AsyncAPI document of the Kafka side")
     async def asyncapi_json() -> Response:
@@ -145,6 +152,10 @@ def build_app(parts: ServiceParts) -> FastAPI:
     return app
 
 
+#: Allocations between young-generation collections, and collections between older ones.
+GC_THRESHOLDS = (100_000, 50, 100)
+
+
 def serve(
     app: FastAPI,
     host: str,
@@ -161,6 +172,11 @@ def serve(
     """
     import uvicorn  # noqa: PLC0415 - only the process entry point needs the server
 
+    # A service keeps a large, long-lived state and its Kafka client makes objects for every
+    # record: CPython's default (a collection every 700 allocations, the state re-scanned by the
+    # older generations) cost the indicators a fifth of their throughput. Young objects are
+    # collected every 100,000 allocations instead; garbage cycles are rare here.
+    gc.set_threshold(*GC_THRESHOLDS)
     uvicorn.run(
         app,
         host=host,

@@ -9,7 +9,7 @@ partitions (each part is complete up to its own partition's ``as_of``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,14 +116,19 @@ class Aggregator:
             del self.scopes[scope]
         return dropped
 
-    def snapshots(self) -> list[SnapshotValue]:
-        """Snapshots of the scopes whose parts or ``as_of`` changed since the last call."""
+    def snapshots(self, ranks: Container[int] = (0, 1, 2, 3)) -> list[SnapshotValue]:
+        """Snapshots of the scopes whose parts or ``as_of`` changed since they were last asked for.
+
+        ``ranks``: only the nation (0), the networks (1), departments (2), departments of a
+        network (3); the most watched can be asked for (and published) before the rest.
+        """
         as_of = self.as_of
         if as_of is None:
             return []
         out: list[SnapshotValue] = []
-        # the nation, then networks, departments and departments of a network: the most watched first
         for scope, entry in sorted(self.scopes.items(), key=_rank):
+            if _rank((scope, entry)) not in ranks:
+                continue
             if not entry.dirty and entry.emitted_as_of == as_of:
                 continue
             out.extend(self._scope_snapshots(scope, entry, as_of))
@@ -131,7 +136,8 @@ class Aggregator:
             entry.emitted_as_of = as_of
             entry.dirty_hours.clear()
             entry.dirty_days.clear()
-        self._prune_all()
+        if _LAST_RANK in ranks:  # every rank has had its turn: buckets final for all can go
+            self._prune_all()
         return out
 
     def _scope_snapshots(self, scope: ScopeKey, entry: _Scope, as_of: float) -> list[SnapshotValue]:
@@ -219,6 +225,9 @@ class Aggregator:
                         del procedure.days[day]
 
 
+_LAST_RANK = 3
+
+
 def _rank(item: tuple[ScopeKey, Any]) -> int:
     network, department = item[0]
     return (network is not None) + 2 * (department is not None)
@@ -230,7 +239,11 @@ def _ordered(by_source: dict[int, Any]) -> list[Any]:
 
 
 def _pad(vector: list[float], width: int = GROUP_WIDTH) -> list[float]:
-    return [float(x) for x in vector] + [0.0] * (width - len(vector))
+    """``vector`` (as decoded: trailing zeros are not sent) back to ``width`` parts, in place."""
+    missing = width - len(vector)
+    if missing > 0:
+        vector.extend([0.0] * missing)
+    return vector
 
 
 def _sum(vectors: Any, width: int = GROUP_WIDTH) -> list[float]:
