@@ -405,6 +405,8 @@ def deep_size(root: object, exclude: tuple[object, ...] = ()) -> int:
         seen.add(id(item))
         total += sys.getsizeof(item)
         stack.extend(gc.get_referents(item))
+        if isinstance(item, dict):  # the collector does not visit a dict's string keys (they make no cycle)
+            stack.extend(item)
     return total
 
 

@@ -221,26 +221,25 @@ def _new_ring(row: int, extra: int = 0) -> array[float]:
 
 
 class _Seen:
-    """Event ids of one stream of one network, forgotten by the minute they expire."""
+    """Event ids of one stream of one network, and the minute each expires.
 
-    __slots__ = ("by_minute", "ids")
+    A dict rebuilt without the expired ids at each prune: compact (a set keeps the table of its
+    largest size, several times its entries), and one ``int`` per minute shared by its ids.
+    """
+
+    __slots__ = ("ids",)
 
     def __init__(self) -> None:
-        self.ids: set[str] = set()
-        self.by_minute: dict[int, list[str]] = {}
+        self.ids: dict[str, int] = {}
 
     def add(self, event_id: str, minute: int) -> None:
-        self.ids.add(event_id)
-        bucket = self.by_minute.get(minute)
-        if bucket is None:
-            self.by_minute[minute] = [event_id]
-        else:
-            bucket.append(event_id)
+        self.ids[event_id] = minute
 
     def forget(self, before: int) -> None:
         """Ids that expired before minute ``before``."""
-        for minute in [m for m in self.by_minute if m < before]:
-            self.ids.difference_update(self.by_minute.pop(minute))
+        ids = self.ids
+        if ids and min(ids.values()) < before:
+            self.ids = {event_id: minute for event_id, minute in ids.items() if minute >= before}
 
 
 class _Shared:
@@ -399,6 +398,7 @@ class PartitionState:
         self._log: dict[int, array[int]] = {}
         #: event ids seen within the grace period, per stream and network, and when they expire
         self._seen: dict[str, dict[str, _Seen]] = {COUNTERS: {}, CALLS: {}, CASES: {}}
+        self._minute_objects: dict[int, int] = {}
         self._recent_sites: set[int] = set()
         #: site buckets to publish: (site index, hour start) and (site index, local day)
         self._closing_hours: set[tuple[int, int]] = set()
@@ -497,7 +497,10 @@ class PartitionState:
         if self._swept is None and (self.origin is None or t < self.origin):
             self.origin = float(minute_floor(t))
         minute = int(judged // MINUTE)
-        seen.add(event_id, minute)
+        shared = self._minute_objects.get(minute)  # one int per minute for all the ids it expires
+        if shared is None:
+            self._minute_objects[minute] = shared = minute
+        seen.add(event_id, shared)
         if kind is CounterChange:
             change: CounterChange = event  # type: ignore[assignment]
             if site.pending is None:
@@ -1267,6 +1270,7 @@ class PartitionState:
         for by_network in self._seen.values():
             for seen in by_network.values():
                 seen.forget(forget)
+        self._minute_objects = {m: shared for m, shared in self._minute_objects.items() if m >= forget}
 
     # -- persistence ------------------------------------------------------------------
 
@@ -1305,7 +1309,7 @@ class PartitionState:
             "staged": staged,
             "log": [[minute, _pack_ints(records)] for minute, records in self._log.items()],
             "seen": [
-                [stream, network, [[minute, ids] for minute, ids in seen.by_minute.items()]]
+                [stream, network, list(seen.ids), list(seen.ids.values())]
                 for stream, by_network in self._seen.items()
                 for network, seen in by_network.items()
             ],
@@ -1373,11 +1377,8 @@ class PartitionState:
             int(minute): (_unpack_ints(records), _unpack(times)) for minute, records, times in data["staged"]
         }
         self._log = {int(minute): _unpack_ints(text) for minute, text in data["log"]}
-        for stream, network, minutes in data["seen"]:
-            seen = self._seen[stream].setdefault(network, _Seen())
-            for minute, ids in minutes:
-                for event_id in ids:
-                    seen.add(event_id, int(minute))
+        for stream, network, ids, minutes in data["seen"]:
+            self._seen[stream].setdefault(network, _Seen()).ids = dict(zip(ids, minutes, strict=True))
         self._closing_hours = {(int(i), int(h)) for i, h in data["closing_hours"]}
         self._closing_days = {(int(i), int(d)) for i, d in data["closing_days"]}
         self._scope_hours = {int(h) for h in data["scope_hours"]}
