@@ -83,19 +83,24 @@ def since(op: array[float], start: float, end: float, recent: Sequence[float] | 
     return o1 - o0, s1 - s0
 
 
-def set_rates(op: array[float], t: float, ro: float, rs: float, recent: list[float] | None) -> list[float] | None:
-    """The rates change at ``t``; the change is remembered in ``recent`` (returned, created if needed)."""
+def set_rates(op: array[float], t: float, ro: float, rs: float, recent: array[float] | None) -> array[float]:
+    """The rates change at ``t``; the change is remembered in ``recent`` (returned, created if needed).
+
+    Only the first change at an instant is kept: it holds the rates before that instant, and
+    the values there are the same for all (the sites of a schedule change together).
+    """
     advance(op, t)
     if recent is None:
-        recent = []
-    recent += (t, op[ACC_OPEN], op[ACC_SCHED], op[RATE_OPEN], op[RATE_SCHED])
+        recent = array("d", (t, op[ACC_OPEN], op[ACC_SCHED], op[RATE_OPEN], op[RATE_SCHED]))
+    elif recent[-5] != t:
+        recent += array("d", (t, op[ACC_OPEN], op[ACC_SCHED], op[RATE_OPEN], op[RATE_SCHED]))
     op[RATE_OPEN] = ro
     op[RATE_SCHED] = rs
     return recent
 
 
-def prune_recent(recent: list[float] | None, keep_from: float) -> list[float] | None:
-    """Forget the changes before ``keep_from`` (a window never starts earlier)."""
+def prune_recent(recent: array[float] | None, keep_from: float) -> array[float] | None:
+    """Forget the changes before ``keep_from`` (a window never starts earlier); the rest at its exact size."""
     if not recent:
         return None
     n = len(recent) // 5
@@ -104,9 +109,7 @@ def prune_recent(recent: list[float] | None, keep_from: float) -> list[float] | 
         i += 1
     if i == n:
         return None
-    if i:
-        del recent[: i * 5]
-    return recent
+    return recent[i * 5 :] if i else recent
 
 
 def close_hour(op: array[float], boundary: float) -> tuple[float, float]:

@@ -43,7 +43,7 @@ import heapq
 import math
 import zlib
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,7 +116,7 @@ BUCKET_HORIZON = 8 * DAY
 #: A flush moves time on by at most this much at once (a longer jump goes in steps).
 STEP = 6 * HOUR
 #: Version of the checkpoint documents ``dump`` writes; a document of another version is not loaded.
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
 NEG_INF = -math.inf
 _PARIS = "Europe/Paris"
 
@@ -182,19 +182,36 @@ _KINDS: tuple[tuple[tuple[int, ...], int, int], ...] = (
 
 # -- buckets: a tag (hour start or day ordinal), then the parts --------------------------------
 _RING = 7  # local days kept: the 7d window (today and six days), the day just closed among them
-_SITE_ROW = 1 + SITE_WIDTH
 _GROUP_ROW = 1 + GROUP_WIDTH
-_SITE_RING = opening.WIDTH  # a site's ring of days follows its integrals, in one array
-#: then its calls and cases of the last 15 minutes and of the last hour, parts OFFERED to PROCESSING_SUM
-_EVENT_PARTS = PROCESSING_SUM - OFFERED + 1
-_SITE_W15 = _SITE_RING + _RING * _SITE_ROW - OFFERED  # op[_SITE_W15 + part]
-_SITE_W60 = _SITE_W15 + _EVENT_PARTS
+# A site's numbers are two arrays. ``op`` (doubles): its integrals, then a ring of seven days of
+# [day, seconds open, seconds scheduled, waits (ms), processing (s)], then the waits and processing
+# of the last 15 minutes and of the last hour. ``counts`` (32-bit): the ring of the same days'
+# counts, then the counts of the last 15 minutes and of the last hour. Counts are most of a
+# site's parts: half the size as 32-bit integers, exact, and a site's day never nears 2**31.
+_COUNT_PARTS = (OFFERED, ANSWERED, SHORT, IVR, WITHIN_SL, WITH_DEADLINE, WITHIN_DEADLINE, WITHOUT_DEADLINE)
+_COUNT_INDEX = {part: i for i, part in enumerate(_COUNT_PARTS)}
+_SUM_INDEX = {WAIT_SUM: 0, PROCESSING_SUM: 1}
+_SITE_RING = opening.WIDTH
+_SITE_DAY = 5  # day, open, scheduled, waits, processing
+_SITE_COUNTS = len(_COUNT_PARTS)
+_SITE_W15 = _SITE_RING + _RING * _SITE_DAY  # op[_SITE_W15 + sum index]
+_SITE_W60 = _SITE_W15 + len(_SUM_INDEX)
+_SITE_END = _SITE_W60 + len(_SUM_INDEX)  # when the site's schedule last ended (NaN: scheduled now, or never)
+_SITE_OP = _SITE_END + 1
+_COUNT_W15 = _RING * _SITE_COUNTS  # counts[_COUNT_W15 + count index]
+_COUNT_W60 = _COUNT_W15 + _SITE_COUNTS
+_SITE_COUNT_WIDTH = _COUNT_W60 + _SITE_COUNTS
+# then, in both arrays, a row per hour bucket not final yet: [hour, open, scheduled, waits, processing]
+# and its counts
+#: per kind: the count indices a site adds to, and the index of the sum its value adds to (-1: none)
+_SITE_KINDS = tuple(
+    (tuple(_COUNT_INDEX[part] for part in plus), _SUM_INDEX.get(value_part, -1)) for plus, value_part, _ in _KINDS
+)
 
 
-def _ring_base(ring: array[float], row: int, day: int, start: int = 0) -> int:
-    """Offset of day ``day``'s parts in a ring of days at ``start`` (claimed if its slot held an older day;
-    -1 if a newer one)."""
-    base = start + (day % _RING) * row
+def _ring_base(ring: array[float], row: int, day: int) -> int:
+    """Offset of day ``day``'s parts in a ring of days (claimed if its slot held an older day; -1 if a newer one)."""
+    base = (day % _RING) * row
     held = ring[base]
     if held != day:
         if held > day:
@@ -205,19 +222,63 @@ def _ring_base(ring: array[float], row: int, day: int, start: int = 0) -> int:
     return base + 1
 
 
-def _ring_day(ring: array[float], row: int, day: int, start: int = 0) -> list[float] | None:
-    base = start + (day % _RING) * row
+def _ring_day(ring: array[float], row: int, day: int) -> list[float] | None:
+    base = (day % _RING) * row
     if ring[base] != day:
         return None
     return ring[base + 1 : base + row].tolist()
 
 
-def _new_ring(row: int, extra: int = 0) -> array[float]:
-    """A ring of days (tags -1: none held), and ``extra`` zeros after it."""
-    ring = array("d", bytes(8 * (row * _RING + extra)))
+def _new_ring(row: int) -> array[float]:
+    """A ring of days (tags -1: none held)."""
+    ring = array("d", bytes(8 * row * _RING))
     for slot in range(_RING):
         ring[slot * row] = -1.0
     return ring
+
+
+def _site_slot(site: SiteState, day: int, claim: bool) -> int:
+    """Slot of local day ``day`` in the site's ring (claimed when ``claim`` and it held an older day); -1."""
+    op, counts = site.op, site.counts
+    assert op is not None
+    assert counts is not None
+    slot = day % _RING
+    base = _SITE_RING + slot * _SITE_DAY
+    held = op[base]
+    if held != day:
+        if not claim or held > day:
+            return -1
+        op[base : base + _SITE_DAY] = array("d", [day, 0.0, 0.0, 0.0, 0.0])
+        start = slot * _SITE_COUNTS
+        counts[start : start + _SITE_COUNTS] = array("i", bytes(4 * _SITE_COUNTS))
+    return slot
+
+
+def _site_day(site: SiteState, day: int) -> list[float] | None:
+    """A site's parts of local day ``day`` (None if the ring does not hold it)."""
+    if site.op is None:
+        return None
+    slot = _site_slot(site, day, False)
+    if slot < 0:
+        return None
+    return _site_vector(site, _SITE_RING + slot * _SITE_DAY + 1, slot * _SITE_COUNTS)
+
+
+def _site_vector(site: SiteState, sums: int, counts_at: int, *, opening_time: bool = True) -> list[float]:
+    """Parts from a site's arrays: opening and sums at ``op[sums:]`` (or the sums only), counts at
+    ``counts[counts_at:]``."""
+    op, counts = site.op, site.counts
+    assert op is not None
+    assert counts is not None
+    vector = zeros(SITE_WIDTH)
+    if opening_time:
+        vector[OPEN_SECONDS], vector[SCHEDULED_SECONDS] = op[sums], op[sums + 1]
+        vector[SITES_SCHEDULED] = 1.0 if op[sums + 1] > 0 else 0.0
+        sums += 2
+    vector[WAIT_SUM], vector[PROCESSING_SUM] = op[sums], op[sums + 1]
+    for i, part in enumerate(_COUNT_PARTS):
+        vector[part] = counts[counts_at + i]
+    return vector
 
 
 class _Seen:
@@ -260,7 +321,7 @@ class _Shared:
 
 
 def _schedule_key(info: SiteInfo) -> object:
-    return (info.schedules, info.zone, info.holidays.subdivision, info.announced)
+    return (info.schedules, info.days.zone_name, info.holidays.subdivision, info.announced)
 
 
 class SiteState:
@@ -268,17 +329,14 @@ class SiteState:
 
     __slots__ = (
         "counters",
+        "counts",
         "flags",
         "group",
-        "hours",
         "idx",
         "info",
         "keys",
         "last_status",
         "op",
-        "pending",
-        "recent",
-        "sched_end",
         "shared",
         "version",
     )
@@ -290,14 +348,10 @@ class SiteState:
         self.flags = STALE
         self.counters: tuple[str, ...] = ()
         self.last_status: float | None = None
-        self.pending: list[tuple[float, int, str]] | None = None
         #: running integrals of opening time (``opening.py``), then the ring of the last seven local days
         #: (calls, cases and opening time), set when time starts for the site
         self.op: array[float] | None = None
-        self.recent: list[float] | None = None
-        self.sched_end: float | None = None
-        #: hour buckets not final yet: rows of [hour start, parts]
-        self.hours: array[float] | None = None
+        self.counts: array[int] | None = None
         #: what decided the last snapshots of each indicator (to publish only what changed)
         self.keys: array[int] | None = None
         self.shared: _Shared | None = None
@@ -307,22 +361,39 @@ class SiteState:
     def is_open(self) -> bool:
         return self.flags & RAW != 0 and self.flags & UNANN == 0
 
-    def hour_base(self, hour: float, create: bool) -> int:
-        """Offset of the parts of hour bucket ``hour`` in ``hours`` (-1 if absent and not created)."""
-        hours = self.hours
-        if hours is not None:
-            for base in range(0, len(hours), _SITE_ROW):
-                if hours[base] == hour:
-                    return base + 1
+    def hour_row(self, hour: float, create: bool) -> int:
+        """Row of hour bucket ``hour`` (appended when ``create``, the arrays remade at their exact size); -1."""
+        op = self.op
+        assert op is not None
+        for row, base in enumerate(range(_SITE_OP, len(op), _SITE_DAY)):
+            if op[base] == hour:
+                return row
         if not create:
             return -1
-        row = array("d", bytes(8 * _SITE_ROW))
-        row[0] = hour
-        if hours is None:
-            self.hours = hours = row
-        else:
-            hours.extend(row)
-        return len(hours) - SITE_WIDTH
+        assert self.counts is not None
+        self.op = op + array("d", [hour, 0.0, 0.0, 0.0, 0.0])
+        self.counts = self.counts + array("i", bytes(4 * _SITE_COUNTS))
+        return (len(op) - _SITE_OP) // _SITE_DAY
+
+    def hour_parts(self, row: int) -> list[float]:
+        """The parts of hour bucket ``row``."""
+        return _site_vector(self, _SITE_OP + row * _SITE_DAY + 1, _SITE_COUNT_WIDTH + row * _SITE_COUNTS)
+
+    def drop_hours(self, keep: Callable[[float], bool]) -> None:
+        """Only the hour buckets ``keep`` says (the arrays remade at their exact size)."""
+        op, counts = self.op, self.counts
+        assert op is not None
+        assert counts is not None
+        rows = range((len(op) - _SITE_OP) // _SITE_DAY)
+        kept = [row for row in rows if keep(op[_SITE_OP + row * _SITE_DAY])]
+        if len(kept) == len(rows):
+            return
+        new_op, new_counts = op[:_SITE_OP], counts[:_SITE_COUNT_WIDTH]
+        for row in kept:
+            new_op += op[_SITE_OP + row * _SITE_DAY : _SITE_OP + (row + 1) * _SITE_DAY]
+            start = _SITE_COUNT_WIDTH + row * _SITE_COUNTS
+            new_counts += counts[start : start + _SITE_COUNTS]
+        self.op, self.counts = new_op, new_counts
 
 
 class Scope:
@@ -333,9 +404,9 @@ class Scope:
     def __init__(self, local: LocalDays, *, opening_time: bool) -> None:
         self.local = local
         self.op: array[float] | None = None
-        self.recent: list[float] | None = None
+        self.recent: array[float] | None = None
         #: last end of schedule of the sites not scheduled now, sorted (windows count the sites scheduled in them)
-        self.ends: list[float] = []
+        self.ends = array("d")
         #: sites registered, stale, open outside their schedule, stale among the scheduled
         self.live = array("d", bytes(8 * LIVE_WIDTH)) if opening_time else None
         self.w15 = array("d", bytes(8 * GROUP_WIDTH))
@@ -391,7 +462,8 @@ class PartitionState:
         self._next_hour = math.inf
         #: per time zone of sites or departments: (next midnight, the day it starts)
         self._midnights: dict[LocalDays, list[float]] = {}
-        self._pending_sites: set[str] = set()
+        #: counter events not applied yet (the watermark has not passed them), by site
+        self._pending: dict[str, list[tuple[float, int, str]]] = {}
         #: calls and cases waiting to take effect, by the minute they do (calls: their end)
         self._staged: dict[int, tuple[array[int], array[float]]] = {}
         #: calls and cases of the last hour by minute (received or completed), one record each
@@ -399,7 +471,8 @@ class PartitionState:
         #: event ids seen within the grace period, per stream and network, and when they expire
         self._seen: dict[str, dict[str, _Seen]] = {COUNTERS: {}, CALLS: {}, CASES: {}}
         self._minute_objects: dict[int, int] = {}
-        self._recent_sites: set[int] = set()
+        #: each site's changes of opening rates of the last hour (``opening.at``), by site index
+        self._recent: dict[int, array[float]] = {}
         #: site buckets to publish: (site index, hour start) and (site index, local day)
         self._closing_hours: set[tuple[int, int]] = set()
         self._closing_days: set[tuple[int, int]] = set()
@@ -460,9 +533,8 @@ class PartitionState:
             self._set_flags(state, self._swept, 0)
         state.group.live[LIVE_SITES] -= 1  # type: ignore[index]
         state.version += 1
-        self._pending_sites.discard(site_id)
-        state.pending = state.recent = None
-        state.hours = None
+        self._pending.pop(site_id, None)
+        self._recent.pop(state.idx, None)
         self._registry_changed = True
 
     # -- events -----------------------------------------------------------------------
@@ -503,10 +575,10 @@ class PartitionState:
         seen.add(event_id, shared)
         if kind is CounterChange:
             change: CounterChange = event  # type: ignore[assignment]
-            if site.pending is None:
-                site.pending = []
-            site.pending.append((t, 1 if change.opened else 0, change.counter_id))
-            self._pending_sites.add(event.site_id)
+            pending = self._pending.get(event.site_id)
+            if pending is None:
+                pending = self._pending[event.site_id] = []
+            pending.append((t, 1 if change.opened else 0, change.counter_id))
         else:
             # what it adds is known now; it waits, packed, for the minute it takes effect
             code, value = self._record(site, event)
@@ -618,7 +690,7 @@ class PartitionState:
         for scope in (*self.groups.values(), *self.procedures.values()):
             self._start_scope(scope, t)
         for group in self.groups.values():
-            group.ends = []
+            group.ends = array("d")
         for site in self.sites.values():
             self._start_site(site, t)
 
@@ -637,11 +709,15 @@ class PartitionState:
 
     def _start_site(self, site: SiteState, t: float) -> None:
         """Time starts for a site at ``t``: nothing accrued, its state as the registry and its status say."""
-        ring = site.op[_SITE_RING:] if site.op is not None else _new_ring(_SITE_ROW, 2 * _EVENT_PARTS)
-        site.op = opening.new_integral(t, site.info.days.day_of(t)) + ring  # one array, of the exact size
-        site.recent = None
+        if site.op is None or site.counts is None:  # ring and windows are kept when time starts again
+            days = array("d", [-1.0, 0.0, 0.0, 0.0, 0.0] * _RING + [0.0] * (_SITE_OP - _SITE_W15))
+            site.counts = array("i", bytes(4 * _SITE_COUNT_WIDTH))
+        else:
+            days = site.op[_SITE_RING:]
+        site.op = opening.new_integral(t, site.info.days.day_of(t)) + days  # one array, of the exact size
+        site.op[_SITE_END] = math.nan  # the departments' lists of schedule ends start afresh too
+        self._recent.pop(site.idx, None)
         site.shared = None
-        site.sched_end = None
         site.flags = 0 if site.last_status is not None and site.last_status + self.config.stale_after >= t else STALE
         if site.counters and site.flags & STALE == 0:
             site.flags |= RAW
@@ -705,19 +781,18 @@ class PartitionState:
         assert group.live is not None
         if before[0] != after[0] or before[1] != after[1]:
             # remembered even when the site joins: before it, nothing accrued
-            site.recent = opening.set_rates(op, t, after[0], after[1], site.recent)
-            self._recent_sites.add(site.idx)
+            self._recent[site.idx] = opening.set_rates(op, t, after[0], after[1], self._recent.get(site.idx))
             group.recent = opening.set_rates(
                 gop, t, gop[RATE_OPEN] + after[0] - before[0], gop[RATE_SCHED] + after[1] - before[1], group.recent
             )
             if before[1] and not after[1]:
                 bisect.insort(group.ends, t)
-                site.sched_end = t
-            elif after[1] and not before[1] and site.sched_end is not None:
-                i = bisect.bisect_left(group.ends, site.sched_end)
-                if i < len(group.ends) and group.ends[i] == site.sched_end:
+                op[_SITE_END] = t
+            elif after[1] and not before[1] and not math.isnan(op[_SITE_END]):
+                i = bisect.bisect_left(group.ends, op[_SITE_END])
+                if i < len(group.ends) and group.ends[i] == op[_SITE_END]:
                     del group.ends[i]
-                site.sched_end = None
+                op[_SITE_END] = math.nan
         live = group.live
         live[LIVE_OPEN_UNSCHEDULED] += after[2] - before[2]
         live[LIVE_STALE] += after[3] - before[3]
@@ -780,16 +855,16 @@ class PartitionState:
     def _due_counters(self, until: float) -> list[tuple[float, int, str, SiteState]]:
         """Counter events before ``until``, in order (at one instant: closings first, then by counter)."""
         due: list[tuple[float, int, str, SiteState]] = []
-        for site_id in list(self._pending_sites):
+        for site_id, pending in list(self._pending.items()):
             site = self.sites[site_id]
-            pending = site.pending or []
             ready = [p for p in pending if p[0] < until]
             if not ready:
                 continue
             rest = [p for p in pending if p[0] >= until]
-            site.pending = rest or None
-            if not rest:
-                self._pending_sites.discard(site_id)
+            if rest:
+                self._pending[site_id] = rest
+            else:
+                del self._pending[site_id]
             due += [(t, opened, counter, site) for t, opened, counter in ready]
         due.sort(key=lambda change: (change[0], change[1], change[2], change[3].idx))
         return due
@@ -825,17 +900,13 @@ class PartitionState:
             if op[RATE_OPEN] or op[RATE_SCHED] or op[AT] > op[HOUR_AT]:
                 opened, scheduled = opening.close_hour(op, boundary)
                 if opened or scheduled:
-                    base = site.hour_base(hour, True)
-                    hours = site.hours
-                    assert hours is not None
-                    hours[base + OPEN_SECONDS] = opened
-                    hours[base + SCHEDULED_SECONDS] = scheduled
-                    hours[base + SITES_SCHEDULED] = 1.0 if scheduled > 0 else 0.0
+                    base = _SITE_OP + site.hour_row(hour, True) * _SITE_DAY
+                    site.op[base + 1], site.op[base + 2] = opened, scheduled  # type: ignore[index]
                     self._closing_hours.add((site.idx, hour))
                     continue
             else:
                 op[HOUR_AT], op[HOUR_OPEN], op[HOUR_SCHED] = boundary, op[ACC_OPEN], op[ACC_SCHED]
-            if site.hours is not None and site.hour_base(hour, False) >= 0:
+            if site.hour_row(hour, False) >= 0:
                 self._closing_hours.add((site.idx, hour))
         for group in self.groups.values():
             gop = group.op
@@ -860,13 +931,12 @@ class PartitionState:
             assert op is not None
             opened, scheduled = opening.close_day(op, midnight, next_day)
             if opened or scheduled:
-                base = _ring_base(op, _SITE_ROW, day, _SITE_RING)
-                if base >= 0:
-                    op[base + OPEN_SECONDS] = opened
-                    op[base + SCHEDULED_SECONDS] = scheduled
-                    op[base + SITES_SCHEDULED] = 1.0 if scheduled > 0 else 0.0
+                slot = _site_slot(site, day, True)
+                if slot >= 0:
+                    base = _SITE_RING + slot * _SITE_DAY
+                    op[base + 1], op[base + 2] = opened, scheduled
                 self._closing_days.add((site.idx, day))
-            elif _ring_day(op, _SITE_ROW, day, _SITE_RING) is not None:
+            elif _site_slot(site, day, False) >= 0:
                 self._closing_days.add((site.idx, day))
         for group in self.groups.values():
             if group.local is not local:
@@ -954,26 +1024,31 @@ class PartitionState:
                 # the site: its local day and its hour
                 days = site.info.days
                 day = days.day_of(t)
-                op = site.op
+                row = site.hour_row(hour, True)
+                op, counts = site.op, site.counts
                 assert op is not None
-                base = _ring_base(op, _SITE_ROW, day, _SITE_RING)
-                hbase = site.hour_base(hour, True)
-                hours = site.hours
-                assert hours is not None
-                for part in plus:
-                    if base >= 0:
-                        op[base + part] += 1.0
-                    hours[hbase + part] += 1.0
-                if value_part >= 0:
-                    if base >= 0:
-                        op[base + value_part] += value
-                    hours[hbase + value_part] += value
+                assert counts is not None
+                count_parts, sum_part = _SITE_KINDS[code & 7]
+                slot = _site_slot(site, day, True)
+                if slot >= 0:
+                    at = slot * _SITE_COUNTS
+                    for i in count_parts:
+                        counts[at + i] += 1
+                    if sum_part >= 0:
+                        op[_SITE_RING + slot * _SITE_DAY + 3 + sum_part] += value
                 if m >= a60:
-                    for window in (_SITE_W60, _SITE_W15) if m >= a15 else (_SITE_W60,):
-                        for part in plus:
-                            op[window + part] += 1.0
-                        if value_part >= 0:
-                            op[window + value_part] += value
+                    for sums, counted in (
+                        ((_SITE_W60, _COUNT_W60), (_SITE_W15, _COUNT_W15)) if m >= a15 else ((_SITE_W60, _COUNT_W60),)
+                    ):
+                        for i in count_parts:
+                            counts[counted + i] += 1
+                        if sum_part >= 0:
+                            op[sums + sum_part] += value
+                at = _SITE_COUNT_WIDTH + row * _SITE_COUNTS
+                for i in count_parts:
+                    counts[at + i] += 1
+                if sum_part >= 0:
+                    op[_SITE_OP + row * _SITE_DAY + 3 + sum_part] += value
                 today = todays.get(days)
                 if today is None:
                     today = todays[days] = days.day_of(a - MINUTE)
@@ -1018,13 +1093,13 @@ class PartitionState:
         if previous is None or a <= previous:
             return
         before, now = int(previous // MINUTE), int(a // MINUTE)
-        for width, attribute, window in ((15, "w15", _SITE_W15), (60, "w60", _SITE_W60)):
+        for width, attribute, window in ((15, "w15", (_SITE_W15, _COUNT_W15)), (60, "w60", (_SITE_W60, _COUNT_W60))):
             for minute in range(before - width, min(now - width, before)):
                 self._subtract(minute, attribute, window)
         for minute in [m for m in self._log if m < now - 60]:
             del self._log[minute]
 
-    def _subtract(self, minute: int, attribute: str, window: int | None) -> None:
+    def _subtract(self, minute: int, attribute: str, window: tuple[int, int] | None) -> None:
         """A minute's calls and cases out of its scopes' window ``attribute`` (and its sites' ``window``)."""
         records = self._log.get(minute)
         if not records:
@@ -1036,12 +1111,13 @@ class PartitionState:
             code = (record >> _CODE_SHIFT) & _CODE_MASK
             value = record & _VALUE_MASK
             plus, value_part, histogram = _KINDS[code & 7]
-            op = site.op
-            if window is not None and op is not None:
-                for part in plus:
-                    op[window + part] -= 1.0
-                if value_part >= 0:
-                    op[window + value_part] -= value
+            op, counts = site.op, site.counts
+            if window is not None and op is not None and counts is not None:
+                count_parts, sum_part = _SITE_KINDS[code & 7]
+                for i in count_parts:
+                    counts[window[1] + i] -= 1
+                if sum_part >= 0:
+                    op[window[0] + sum_part] -= value
             scopes = [site.group]
             if code & 7 >= _CASE_WITHIN:
                 scopes.append(self._procedure(site.info.network, code >> 8))
@@ -1078,15 +1154,14 @@ class PartitionState:
         keep: set[tuple[int, int]] = set()
         for idx, hour in sorted(self._closing_hours):
             site = sites[idx]
-            if site is None or site.hours is None:
+            if site is None or site.op is None:
                 continue
             if hour >= current_hour:
                 keep.add((idx, hour))
                 continue
-            base = site.hour_base(hour, False)
-            if base >= 0:
-                vector = site.hours[base : base + SITE_WIDTH].tolist()
-                _emit_all(result, _site_scope(site), "hour", float(hour), vector, a)
+            row = site.hour_row(hour, False)
+            if row >= 0:
+                _emit_all(result, _site_scope(site), "hour", float(hour), site.hour_parts(row), a)
         self._closing_hours = keep
         days_kept: set[tuple[int, int]] = set()
         for idx, day in sorted(self._closing_days):
@@ -1097,7 +1172,7 @@ class PartitionState:
             if day >= days.day_of(a - MINUTE):
                 days_kept.add((idx, day))
                 continue
-            closed = _ring_day(site.op, _SITE_ROW, day, _SITE_RING)
+            closed = _site_day(site, day)
             if closed is not None:
                 _emit_all(result, _site_scope(site), "day", days.midnight(day), closed, a)
         self._closing_days = days_kept
@@ -1133,23 +1208,25 @@ class PartitionState:
         midnight = days.midnight(today)
         hour = (a - MINUTE) // HOUR * HOUR
         week_start = today - 6
-        recent = site.recent
+        recent = self._recent.get(site.idx)
         now_open, now_scheduled = opening.at(op, a, recent)
         vectors: dict[str, list[float]] = {}
-        for name, window, start in (("15m", _SITE_W15, a - 900), ("1h", _SITE_W60, a - HOUR)):
-            vector = zeros(SITE_WIDTH)
-            vector[OFFERED : PROCESSING_SUM + 1] = op[window + OFFERED : window + PROCESSING_SUM + 1]
+        for name, sums, counted, start in (
+            ("15m", _SITE_W15, _COUNT_W15, a - 900),
+            ("1h", _SITE_W60, _COUNT_W60, a - HOUR),
+        ):
+            vector = _site_vector(site, sums, counted, opening_time=False)
             o, s = opening.at(op, start, recent)
             _put(vector, now_open - o, now_scheduled - s)
             vectors[name] = vector
-        base = site.hour_base(hour, False) if site.hours is not None else -1
-        current = site.hours[base : base + SITE_WIDTH].tolist() if base >= 0 else zeros(SITE_WIDTH)  # type: ignore[index]
+        row = site.hour_row(hour, False)
+        current = site.hour_parts(row) if row >= 0 else zeros(SITE_WIDTH)
         hour_open, hour_scheduled = (
             (now_open - op[HOUR_OPEN], now_scheduled - op[HOUR_SCHED]) if op[HOUR_AT] == hour else (0, 0)
         )
         _put(current, hour_open, hour_scheduled)
         vectors["hour"] = current
-        day_vector = _ring_day(op, _SITE_ROW, today, _SITE_RING) or zeros(SITE_WIDTH)
+        day_vector = _site_day(site, today) or zeros(SITE_WIDTH)
         if op[DAY_AT] == today:
             _put(day_vector, now_open - op[DAY_OPEN], now_scheduled - op[DAY_SCHED])
         else:
@@ -1157,7 +1234,7 @@ class PartitionState:
         vectors["today"] = day_vector
         week = list(day_vector)
         for day in range(week_start, today):
-            closed = _ring_day(op, _SITE_ROW, day, _SITE_RING)
+            closed = _site_day(site, day)
             if closed is not None:
                 add_into(week, closed)
         week[SITES_SCHEDULED] = 1.0 if week[SCHEDULED_SECONDS] > 0 else 0.0
@@ -1235,14 +1312,12 @@ class PartitionState:
     def _prune(self, a: float) -> None:
         keep_from = a - HOUR
         oldest_hour = (a - self.config.max_call) // HOUR * HOUR - HOUR
-        for idx in list(self._recent_sites):
-            site = self._site_list[idx]
-            if site is None:
-                self._recent_sites.discard(idx)
-                continue
-            site.recent = opening.prune_recent(site.recent, keep_from)
-            if site.recent is None:
-                self._recent_sites.discard(idx)
+        for idx, changes in list(self._recent.items()):
+            kept = opening.prune_recent(changes, keep_from)
+            if kept is None:
+                del self._recent[idx]
+            elif kept is not changes:
+                self._recent[idx] = kept
         for group in self.groups.values():
             group.recent = opening.prune_recent(group.recent, keep_from)
             ends = group.ends
@@ -1253,19 +1328,9 @@ class PartitionState:
                 del scope.hours[h]
         open_hours = {hour for _, hour in self._closing_hours}
         for site in self.sites.values():
-            hours = site.hours
-            if hours is not None and hours[0] < oldest_hour:
-                rows = [
-                    hours[base : base + _SITE_ROW]
-                    for base in range(0, len(hours), _SITE_ROW)
-                    if hours[base] >= oldest_hour or hours[base] in open_hours
-                ]
-                site.hours = None
-                for row in rows:
-                    if site.hours is None:
-                        site.hours = row
-                    else:
-                        site.hours.extend(row)
+            op = site.op
+            if op is not None and len(op) > _SITE_OP and op[_SITE_OP] < oldest_hour:
+                site.drop_hours(lambda hour: hour >= oldest_hour or hour in open_hours)
         forget = int((self.watermark - self.config.grace) // MINUTE)
         for by_network in self._seen.values():
             for seen in by_network.values():
@@ -1283,11 +1348,10 @@ class PartitionState:
                 site.flags,
                 list(site.counters),
                 site.last_status,
-                [list(p) for p in site.pending or ()],
+                [list(p) for p in self._pending.get(site_id, ())],
                 _pack(site.op) if site.op is not None else None,
-                site.recent,
-                site.sched_end,
-                _pack(site.hours) if site.hours is not None else None,
+                base64.b64encode(site.counts.tobytes()).decode("ascii") if site.counts is not None else None,
+                _pack(self._recent[site.idx]) if site.idx in self._recent else None,
                 list(site.keys) if site.keys is not None else None,
             ]
         groups = [[n, d, _dump_scope(g)] for (n, d), g in self.groups.items()]
@@ -1353,19 +1417,16 @@ class PartitionState:
             if known is None:
                 continue
             site = known
-            (_, flags, counters, last_status, pending, op, recent, sched_end, hours, keys) = raw
+            (_, flags, counters, last_status, pending, op, counts, recent, keys) = raw
             site.flags = int(flags)
             site.counters = tuple(counters)
             site.last_status = last_status
-            site.pending = [(float(t), int(o), str(c)) for t, o, c in pending] or None
-            if site.pending:
-                self._pending_sites.add(site_id)
+            if pending:
+                self._pending[site_id] = [(float(t), int(o), str(c)) for t, o, c in pending]
             site.op = _unpack(op) if op is not None else None
-            site.recent = [float(x) for x in recent] if recent else None
-            if site.recent:
-                self._recent_sites.add(site.idx)
-            site.sched_end = sched_end
-            site.hours = _unpack(hours) if hours is not None else None
+            site.counts = array("i", base64.b64decode(counts)) if counts is not None else None
+            if recent:
+                self._recent[site.idx] = _unpack(recent)
             site.keys = array("q", keys) if keys is not None else None
         for network, department, raw in data["groups"]:
             group = self._group(network, department)
@@ -1618,8 +1679,8 @@ def _unpack(text: str) -> array[float]:
 def _dump_scope(scope: Scope) -> list[Any]:
     return [
         _pack(scope.op) if scope.op is not None else None,
-        scope.recent,
-        scope.ends,
+        _pack(scope.recent) if scope.recent else None,
+        _pack(scope.ends),
         _pack(scope.live) if scope.live is not None else None,
         _pack(scope.w15),
         _pack(scope.w60),
@@ -1631,8 +1692,8 @@ def _dump_scope(scope: Scope) -> list[Any]:
 def _load_scope(scope: Scope, data: list[Any]) -> None:
     op, recent, ends, live, w15, w60, ring, hours = data
     scope.op = _unpack(op) if op is not None else None
-    scope.recent = [float(x) for x in recent] if recent else None
-    scope.ends = [float(x) for x in ends]
+    scope.recent = _unpack(recent) if recent else None
+    scope.ends = _unpack(ends)
     if live is not None:
         scope.live = _unpack(live)
     scope.w15, scope.w60, scope.ring = _unpack(w15), _unpack(w60), _unpack(ring)

@@ -55,8 +55,6 @@ class SiteInfo:
     site_id: str
     network: str
     department: str
-    zone: str
-    kind: str
     days: LocalDays
     holidays: HolidayCalendar
     #: (first day ordinal, weekly hours), sorted; the first applies since always.
@@ -114,13 +112,11 @@ def compile_site(site: Site) -> SiteInfo:
     announced = merge((c.start.timestamp(), c.end.timestamp()) for c in site.closures if c.announced)
     unannounced = merge((c.start.timestamp(), c.end.timestamp()) for c in site.closures if not c.announced)
     ordered = tuple(sorted(schedules, key=lambda item: item[0]))
-    # a national registry repeats a few networks, departments, zones and schedules: shared, not copied
+    # a national registry repeats a few networks, departments and schedules: shared, not copied
     return SiteInfo(
         site_id=site.site_id,
         network=sys.intern(site.network),
         department=sys.intern(site.department),
-        zone=sys.intern(site.timezone),
-        kind=sys.intern(site.kind),
         days=local_days(site.timezone),
         holidays=holiday_calendar(site.department),
         schedules=_schedules.setdefault(ordered, ordered),
