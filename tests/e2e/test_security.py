@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import time as clock
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka.errors import KafkaError
 
@@ -19,6 +20,7 @@ from charter_ops.kafka.acls import Principals, grant, network_acls, service_acls
 from charter_ops.kafka.local import SUPER_USER, LocalKafka
 from charter_runtime.kafka import KafkaAuth
 from tests.support import events
+from tests.support.ingest import token_file
 from tests.support.kafka import charter, consume, create_topics, local_broker, produce, read_all, running
 from tests.support.pipeline import BREACH_SITES, T0, breach_calls, services
 from tests.support.sites import publish_sites, site, weekly
@@ -105,24 +107,55 @@ async def test_a_networks_principal_writes_only_its_own_raw_topics_and_reads_not
 async def test_the_path_runs_with_each_service_as_its_own_least_privileged_principal(
     granted: Secured, logs: Path
 ) -> None:
+    """Calls arrive both ways: over Kafka with CAF's principal, and POSTed over HTTPS with a CAF token,
+    ingest writing them to CAF's raw topics with its own principal. The breach exists only if both
+    halves get through: the Kafka half alone is 28 answered calls of 28 offered."""
     names, bootstrap, admin = granted.names, granted.bootstrap, granted.auth(SUPER_USER)
     await publish_sites(bootstrap, names, [site(s, hours=weekly(clock(8), clock(18))) for s in BREACH_SITES], admin)
+    tokens, token = token_file(logs)
     ingest, indicators, alerts = services(
         bootstrap,
         names,
         logs,
-        ingest={**granted.env(PRINCIPALS.ingest), "CHARTER_INGEST_NETWORKS": "caf,cpam"},
+        ingest={
+            **granted.env(PRINCIPALS.ingest),
+            "CHARTER_INGEST_NETWORKS": "caf,cpam",
+            "CHARTER_INGEST_TOKENS_FILE": str(tokens),
+            "CHARTER_INGEST_PUBLISH_TIMEOUT_SECONDS": "5",
+        },
         indicators=granted.env(PRINCIPALS.indicators),
         alerts=granted.env(PRINCIPALS.alerts),
     )
     calls = breach_calls()
+    over_kafka = [c for c in calls if c["answered_at"] is not None or c["event_id"].startswith("s")]
+    over_https = [c for c in calls if c not in over_kafka]  # the long abandons and the voice-server calls
+    assert (len(over_kafka), len(over_https)) == (30, 15)
     with running(ingest, indicators, alerts):
         await produce(
             bootstrap,
             names.raw("caf", EventKind.CALL_RECORDS),
-            [(c["site_id"].encode(), events.encode(c)) for c in calls],
+            [(c["site_id"].encode(), events.encode(c)) for c in over_kafka],
             granted.auth("caf"),
         )
+        async with httpx.AsyncClient(timeout=30) as http:
+            answer = await http.post(
+                f"{ingest.url}/v1/events", json=over_https, headers={"Authorization": f"Bearer {token}"}
+            )
+        assert answer.status_code == 200, answer.text  # not 503: ingest may write CAF's raw topics
+        assert answer.json()["accepted"] == len(over_https)
+
+        # every call, whichever way it came, reaches the canonical topic once
+        sent = {c["event_id"] for c in calls}
+        canonical = await consume(
+            bootstrap,
+            names.canonical(EventKind.CALL_RECORDS),
+            until=lambda r: {json.loads(x.value)["event_id"] for x in r} >= sent,
+            timeout=60,
+            auth=admin,
+        )
+        written = sorted(i for i in (json.loads(r.value)["event_id"] for r in canonical) if i in sent)
+        assert written == sorted(sent)  # (the module's other tests wrote to CAF's raw topics too)
+
         fired = await consume(bootstrap, names.alerts, until=lambda r: len(r) >= 1, timeout=120, auth=admin)
         alert = AlertEvent.model_validate_json(fired[0].value)
         assert (alert.status, alert.network, alert.indicator) == ("firing", "caf", "pickup_rate")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 from typer.testing import CliRunner
 
 from charter_ingest import tokens
@@ -42,6 +45,49 @@ def test_unknown_altered_expired_and_revoked_tokens_are_refused(tmp_path: Path) 
     assert registry.authenticate("not a token at all", NOW) == Refused("invalid token")
     assert registry.authenticate(revoked, NOW) == Refused(f"token {gone.id} is revoked")
     assert registry.authenticate(good, NOW + timedelta(days=31)) == Refused(f"token {record.id} is expired")
+
+
+def test_every_check_compares_digests_in_constant_time_even_for_an_unknown_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong secret and an unknown id cost the same: both end in one hmac.compare_digest of two
+    SHA-256 digests of the same length, never in a lookup that returns early."""
+    path = tmp_path / "tokens.json"
+    good, record = tokens.new_token("caf", NOW)
+    tokens.save(path, tokens.TokenFile(tokens=[record]))
+    registry = TokenRegistry(path)
+    compared: list[tuple[str, str]] = []
+
+    def recording(a: str, b: str) -> bool:
+        compared.append((a, b))
+        return hmac.compare_digest(a, b)
+
+    monkeypatch.setattr(tokens, "hmac", SimpleNamespace(compare_digest=recording))
+
+    wrong_secret = good[:-1] + ("A" if good[-1] != "A" else "B")
+    unknown_id = "chrt_000000000000_" + good[-43:]
+    other_unknown_id = "chrt_ffffffffffff_" + "x" * 43
+    for presented in (wrong_secret, unknown_id, other_unknown_id, "not a token at all"):
+        compared.clear()
+        assert registry.authenticate(presented, NOW) == Refused("invalid token")
+        assert len(compared) == 1, presented  # the refusal went through the constant-time comparison
+        ((given, expected),) = compared
+        assert given == tokens.digest(presented)
+        assert len(given) == len(expected) == 64
+    dummies = set()
+    for presented in (unknown_id, other_unknown_id, "not a token at all"):
+        compared.clear()
+        registry.authenticate(presented, NOW)
+        dummies.add(compared[0][1])
+    assert len(dummies) == 1  # an unknown id is compared with one dummy digest, whatever the id
+    assert dummies != {record.sha256}
+
+    compared.clear()
+    registry.authenticate(wrong_secret, NOW)
+    assert compared == [(tokens.digest(wrong_secret), record.sha256)]  # a known id: against its own digest
+    compared.clear()
+    assert registry.authenticate(good, NOW) == Authenticated("caf", record.id)
+    assert compared == [(tokens.digest(good), record.sha256)]
 
 
 def test_rotation_two_tokens_valid_then_the_old_one_revoked_without_restart(tmp_path: Path) -> None:

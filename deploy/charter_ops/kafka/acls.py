@@ -3,8 +3,10 @@
 One principal per network and one per service. A network writes its own
 ``raw.<network>.*`` topics and reads nothing; each service reads what it consumes and
 writes what it produces, and owns its internal topics and consumer group (both named
-after its group id). Topics are created by the operator (the super user), not by the
-services. aiokafka has no ACL call, so the Admin API's CreateAcls request is sent directly.
+after its group id). Ingest writes the raw topics too: events POSTed over HTTPS go
+there, as if the network had published them over Kafka. Topics are created by the
+operator (the super user), not by the services. aiokafka has no ACL call, so the Admin
+API's CreateAcls request is sent directly.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ def service_acls(
     acls += [
         Acl(principals.ingest, Resource.TOPIC, raw, Operation.READ, Pattern.PREFIXED),
         Acl(principals.ingest, Resource.TOPIC, raw, Operation.DESCRIBE, Pattern.PREFIXED),
+        # POST /v1/events writes a network's accepted events to its raw topics, on its behalf
+        Acl(principals.ingest, Resource.TOPIC, raw, Operation.WRITE, Pattern.PREFIXED),
         *_on(principals.ingest, [*canonical, names.dead_letter], Operation.WRITE),
         *_owns(principals.ingest, names.group(groups.ingest)),
         *_on(principals.indicators, [*canonical, names.sites], Operation.READ),
