@@ -7,6 +7,7 @@ import bisect
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -150,7 +151,7 @@ def latency(
 async def _latency(
     bootstrap: str, work: Path, *, sites: int, seconds: float, rate: int, minute_every: float
 ) -> Latency:
-    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+    from datetime import timedelta  # noqa: PLC0415
 
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: PLC0415
     from aiokafka.partitioner import DefaultPartitioner  # noqa: PLC0415
@@ -275,7 +276,7 @@ CALL_SECONDS = 5.0
 
 
 def _answered_call(index: int, network: str, site_id: str, at: float, iso: object) -> bytes:
-    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+    from datetime import timedelta  # noqa: PLC0415
 
     import orjson  # noqa: PLC0415
 
@@ -413,13 +414,20 @@ def deep_size(root: object, exclude: tuple[object, ...] = ()) -> int:
 def state_memory(sites: int, events: int, flush_every: int = 5) -> StateMemory:
     """The domain state of one partition holding ``sites`` sites after ``events`` events (every object
     reachable from it), flushed every ``flush_every`` minutes of event time as the service would in a
-    replay, so that it is the steady state: the last hour of minutes, eight local days, the scopes' marks."""
+    replay, so that it is the steady state: the last hour of minutes, seven local days, the log of the hour."""
     from charter_indicators.decoding import decode_event  # noqa: PLC0415
     from charter_indicators.domain.partition import IndicatorConfig, PartitionState  # noqa: PLC0415
     from charter_indicators.domain.schedule import compile_site  # noqa: PLC0415
     from charter_indicators.procedures import load_rules  # noqa: PLC0415
 
-    workload = Workload(sites=sites, events=events, per_minute=max(1, 2_000 * sites // 10_000))  # national density
+    # a working morning from 08:00 in Paris, at the national density: the sites open (schedule edges,
+    # opening time accruing) during the hour the state is measured in; at night the opening part is idle
+    workload = Workload(
+        sites=sites,
+        events=events,
+        per_minute=max(1, 2_000 * sites // 10_000),
+        start=datetime(2024, 3, 4, 7, tzinfo=UTC),
+    )
     config = IndicatorConfig(rules=load_rules("deploy/config/procedures.yaml"))
     state = PartitionState(0, config)
     for site in workload.site_records():
