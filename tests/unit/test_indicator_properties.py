@@ -241,6 +241,15 @@ def test_aggregates_equal_the_figures_computed_on_all_events(sample: Traffic, pa
             open_seconds, scheduled = oracle.opening(network, department, start)
             assert opening.numerator == pytest.approx(open_seconds, abs=1e-3)
             assert opening.denominator == pytest.approx(scheduled, abs=1e-3)
+    # every site's own opening windows too (read back through its own changes and its schedule's edges)
+    for s in sample.sites:
+        zone = local_days(department_timezone(s.department))
+        today = zone.day_of(as_of - 60)
+        for window, start in (("15m", as_of - 900), ("1h", as_of - 3600), ("today", zone.midnight(today))):
+            mine = figures.get("opening_rate", window, network=s.network, department=s.department, site_id=s.site_id)
+            open_seconds, scheduled = oracle.site_opening(s.site_id, start)
+            assert mine.numerator == pytest.approx(open_seconds, abs=1e-3), (s.site_id, window)
+            assert mine.denominator == pytest.approx(scheduled, abs=1e-3), (s.site_id, window)
     national = figures.get("pickup_rate", "1h")
     assert (national.numerator, national.denominator) == tuple(
         map(sum, zip(*(oracle.pickup(n, d, as_of - 3600) for n, d in SCOPES), strict=True))
@@ -284,36 +293,42 @@ class Oracle:
         return within, with_deadline, completed
 
     def opening(self, network: str, department: str, start: float) -> tuple[float, float]:
-        lo = max(start, self.origin)
         open_total = scheduled_total = 0.0
         for s in self.sites.values():
-            if (s.network, s.department) != (network, department):
-                continue
-            info = compile_site(s)
-            scheduled = info.scheduled_between(lo, self.as_of)
-            changes = sorted(
-                (e.t, int(e.opened), e.counter_id)
-                for e in self.events
-                if isinstance(e, CounterChange) and e.site_id == s.site_id
-            )
-            open_now: set[str] = set()
-            since: dict[str, float] = defaultdict(float)
-            intervals = []
-            for t, opened, counter in changes:
-                if opened and not open_now:
-                    since["site"] = t
-                if opened:
-                    open_now.add(counter)
-                else:
-                    open_now.discard(counter)
-                    if not open_now and "site" in since:
-                        intervals.append((since.pop("site"), t))
-            if open_now:
-                intervals.append((since["site"], self.as_of))
-            effective = subtract(merge(intervals), list(info.unannounced))
-            open_total += sum(e - b for b, e in intersect(merge(effective), scheduled) if e > lo)
-            scheduled_total += sum(e - b for b, e in scheduled)
+            if (s.network, s.department) == (network, department):
+                opened, scheduled = self.site_opening(s.site_id, start)
+                open_total += opened
+                scheduled_total += scheduled
         return open_total, scheduled_total
+
+    def site_opening(self, site_id: str, start: float) -> tuple[float, float]:
+        """Seconds one site was open within its schedule, and scheduled, in [start, as_of)."""
+        lo = max(start, self.origin)
+        s = self.sites[site_id]
+        info = compile_site(s)
+        scheduled = info.scheduled_between(lo, self.as_of)
+        changes = sorted(
+            (e.t, int(e.opened), e.counter_id)
+            for e in self.events
+            if isinstance(e, CounterChange) and e.site_id == site_id
+        )
+        open_now: set[str] = set()
+        since: dict[str, float] = defaultdict(float)
+        intervals = []
+        for t, opened, counter in changes:
+            if opened and not open_now:
+                since["site"] = t
+            if opened:
+                open_now.add(counter)
+            else:
+                open_now.discard(counter)
+                if not open_now and "site" in since:
+                    intervals.append((since.pop("site"), t))
+        if open_now:
+            intervals.append((since["site"], self.as_of))
+        effective = subtract(merge(intervals), list(info.unannounced))
+        open_total = sum(e - b for b, e in intersect(merge(effective), scheduled) if e > lo)
+        return open_total, sum(e - b for b, e in scheduled)
 
 
 def test_the_oracle_counts_what_the_hand_computed_cases_say() -> None:

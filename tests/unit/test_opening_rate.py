@@ -11,6 +11,7 @@ from charter_indicators.domain.aggregate import Aggregator
 from charter_indicators.domain.calendar import idle_time
 from charter_indicators.domain.events import DomainEvent
 from charter_indicators.domain.partition import IndicatorConfig
+from charter_indicators.domain.schedule import compile_site
 from tests.support.indicators import call, collect, counter, partition, run, ts
 from tests.support.sites import site, weekly
 
@@ -210,3 +211,16 @@ def test_after_a_producer_failure_the_aggregates_are_all_published_again() -> No
     ]
     assert ts("2024-03-04T09:00:00+01:00") in {s.window_start for s in nine}
     assert aggregator.snapshots() == []
+
+
+def test_a_registry_update_within_the_hour_keeps_what_the_site_accrued_before_it() -> None:
+    state = partition(site("caf-1"))  # Monday to Friday 9:00-17:00, Paris
+    run(state, [counter(ts("2024-03-04T08:50:00+01:00"), "caf-1"), call(ts("2024-03-04T09:21:00+01:00"), "caf-1")])
+    # an announced closure later in the day: another schedule from now on
+    afternoon = Closure(start="2024-03-04T16:00:00+01:00", end="2024-03-04T17:00:00+01:00", announced=True)
+    state.register(compile_site(site("caf-1", closures=[afternoon])))
+    figures = run(state, [call(ts("2024-03-04T09:56:00+01:00"), "caf-1")])
+    hour = figures.get("opening_rate", "1h", network="caf", department="75", site_id="caf-1")
+    # as of 9:55, since 8:55: scheduled and open since 9:00 (the counter opened at 8:50, before the schedule)
+    assert hour.as_of == ts("2024-03-04T09:55:00+01:00")
+    assert (hour.numerator, hour.denominator) == (55 * 60, 55 * 60)

@@ -139,6 +139,18 @@ def schedule_intervals(info: SiteInfo, first_day: int, last_day: int) -> list[In
     return merge(out)
 
 
+def schedule_edges(info: SiteInfo, start: float, end: float) -> array[float]:
+    """The schedule's edges within ``[start, end)``: (instant, 1.0 when it starts / 0.0 when it ends), flat."""
+    first, last = info.days.day_of(start) - 1, info.days.day_of(end) + 1
+    out = array("d")
+    for s, e in schedule_intervals(info, first, last):
+        if start <= s < end:
+            out += array("d", (s, 1.0))
+        if start <= e < end:
+            out += array("d", (e, 0.0))
+    return out
+
+
 def scheduled_before(info: SiteInfo, t: float) -> bool:
     """Scheduled just before ``t`` (on ``[t - e, t)``): the state once every edge before ``t`` is past."""
     day = info.days.day_of(t)

@@ -116,7 +116,7 @@ BUCKET_HORIZON = 8 * DAY
 #: A flush moves time on by at most this much at once (a longer jump goes in steps).
 STEP = 6 * HOUR
 #: Version of the checkpoint documents ``dump`` writes; a document of another version is not loaded.
-CHECKPOINT_FORMAT = 3
+CHECKPOINT_FORMAT = 4
 NEG_INF = -math.inf
 _PARIS = "Europe/Paris"
 
@@ -198,7 +198,8 @@ _SITE_W15 = _SITE_RING + _RING * _SITE_DAY  # op[_SITE_W15 + sum index]
 _SITE_W60 = _SITE_W15 + len(_SUM_INDEX)
 _SITE_END = _SITE_W60 + len(_SUM_INDEX)  # when the site's schedule last ended (NaN: scheduled now, or never)
 _SITE_OP = _SITE_END + 1
-_COUNT_W15 = _RING * _SITE_COUNTS  # counts[_COUNT_W15 + count index]
+_COUNT_RING = 1  # counts[0]: the site's index in its partition (an int object per site otherwise)
+_COUNT_W15 = _COUNT_RING + _RING * _SITE_COUNTS  # counts[_COUNT_W15 + count index]
 _COUNT_W60 = _COUNT_W15 + _SITE_COUNTS
 _SITE_COUNT_WIDTH = _COUNT_W60 + _SITE_COUNTS
 # then, in both arrays, a row per hour bucket not final yet: [hour, open, scheduled, waits, processing]
@@ -241,7 +242,6 @@ def _site_slot(site: SiteState, day: int, claim: bool) -> int:
     """Slot of local day ``day`` in the site's ring (claimed when ``claim`` and it held an older day); -1."""
     op, counts = site.op, site.counts
     assert op is not None
-    assert counts is not None
     slot = day % _RING
     base = _SITE_RING + slot * _SITE_DAY
     held = op[base]
@@ -249,7 +249,7 @@ def _site_slot(site: SiteState, day: int, claim: bool) -> int:
         if not claim or held > day:
             return -1
         op[base : base + _SITE_DAY] = array("d", [day, 0.0, 0.0, 0.0, 0.0])
-        start = slot * _SITE_COUNTS
+        start = _COUNT_RING + slot * _SITE_COUNTS
         counts[start : start + _SITE_COUNTS] = array("i", bytes(4 * _SITE_COUNTS))
     return slot
 
@@ -261,7 +261,7 @@ def _site_day(site: SiteState, day: int) -> list[float] | None:
     slot = _site_slot(site, day, False)
     if slot < 0:
         return None
-    return _site_vector(site, _SITE_RING + slot * _SITE_DAY + 1, slot * _SITE_COUNTS)
+    return _site_vector(site, _SITE_RING + slot * _SITE_DAY + 1, _COUNT_RING + slot * _SITE_COUNTS)
 
 
 def _site_vector(site: SiteState, sums: int, counts_at: int, *, opening_time: bool = True) -> list[float]:
@@ -269,7 +269,6 @@ def _site_vector(site: SiteState, sums: int, counts_at: int, *, opening_time: bo
     ``counts[counts_at:]``."""
     op, counts = site.op, site.counts
     assert op is not None
-    assert counts is not None
     vector = zeros(SITE_WIDTH)
     if opening_time:
         vector[OPEN_SECONDS], vector[SCHEDULED_SECONDS] = op[sums], op[sums + 1]
@@ -310,7 +309,7 @@ class _Shared:
     not one per site.
     """
 
-    __slots__ = ("index", "info", "key", "members", "state")
+    __slots__ = ("edges", "index", "info", "key", "members", "state")
 
     def __init__(self, index: int, key: object, info: SiteInfo, state: bool) -> None:
         self.index = index
@@ -318,6 +317,9 @@ class _Shared:
         self.info = info
         self.state = state
         self.members: list[SiteState] = []
+        #: its edges of the last hour, (instant, 1.0 when the schedule starts / 0.0 when it ends): the
+        #: members' opening history comes from these and their own changes, not one entry per member
+        self.edges = array("d")
 
 
 def _schedule_key(info: SiteInfo) -> object:
@@ -332,30 +334,37 @@ class SiteState:
         "counts",
         "flags",
         "group",
-        "idx",
         "info",
         "keys",
         "last_status",
         "op",
         "shared",
-        "version",
     )
 
     def __init__(self, info: SiteInfo, group: Scope, idx: int) -> None:
         self.info = info
         self.group = group
-        self.idx = idx
         self.flags = STALE
         self.counters: tuple[str, ...] = ()
         self.last_status: float | None = None
         #: running integrals of opening time (``opening.py``), then the ring of the last seven local days
         #: (calls, cases and opening time), set when time starts for the site
         self.op: array[float] | None = None
-        self.counts: array[int] | None = None
+        #: 32-bit: its index, then the counts of its days, windows and hours (see _COUNT_RING)
+        self.counts = array("i", bytes(4 * _SITE_COUNT_WIDTH))
+        self.counts[0] = idx
         #: what decided the last snapshots of each indicator (to publish only what changed)
         self.keys: array[int] | None = None
         self.shared: _Shared | None = None
-        self.version = 0
+
+    @property
+    def idx(self) -> int:
+        """The site's index in its partition (log records name sites by it)."""
+        return self.counts[0]
+
+    @idx.setter
+    def idx(self, value: int) -> None:
+        self.counts[0] = value
 
     @property
     def is_open(self) -> bool:
@@ -370,7 +379,6 @@ class SiteState:
                 return row
         if not create:
             return -1
-        assert self.counts is not None
         self.op = op + array("d", [hour, 0.0, 0.0, 0.0, 0.0])
         self.counts = self.counts + array("i", bytes(4 * _SITE_COUNTS))
         return (len(op) - _SITE_OP) // _SITE_DAY
@@ -383,7 +391,6 @@ class SiteState:
         """Only the hour buckets ``keep`` says (the arrays remade at their exact size)."""
         op, counts = self.op, self.counts
         assert op is not None
-        assert counts is not None
         rows = range((len(op) - _SITE_OP) // _SITE_DAY)
         kept = [row for row in rows if keep(op[_SITE_OP + row * _SITE_DAY])]
         if len(kept) == len(rows):
@@ -457,6 +464,8 @@ class PartitionState:
         #: where the sweep of opening time stands (None until the first flush)
         self._swept: float | None = None
         self._edges: list[tuple[float, int, int, float, bool]] = []
+        #: how many times a site's registry entry changed (closure edges of an older one are ignored), if ever
+        self._versions: dict[int, int] = {}
         self._shared: dict[object, _Shared] = {}
         self._shared_list: list[_Shared] = []
         self._next_hour = math.inf
@@ -512,11 +521,13 @@ class PartitionState:
             moved = state.group is not group
             self._leave(state)
             if self._swept is not None:
-                self._set_flags(state, self._swept, 0)
+                kept = state.flags
+                self._set_flags(state, self._swept, 0)  # out of its department, as it was until now
+                state.flags = kept  # its counters and status stay; schedule and closures are read again
             state.group.live[LIVE_SITES] -= 1  # type: ignore[index]
             state.info, state.group = info, group
             group.live[LIVE_SITES] += 1  # type: ignore[index]
-            state.version += 1
+            self._versions[state.idx] = self._versions.get(state.idx, 0) + 1
             if self._swept is not None:
                 self._resume_site(state, self._swept)
             if moved:
@@ -532,7 +543,7 @@ class PartitionState:
         if self._swept is not None:
             self._set_flags(state, self._swept, 0)
         state.group.live[LIVE_SITES] -= 1  # type: ignore[index]
-        state.version += 1
+        self._versions[state.idx] = self._versions.get(state.idx, 0) + 1
         self._pending.pop(site_id, None)
         self._recent.pop(state.idx, None)
         self._registry_changed = True
@@ -709,9 +720,8 @@ class PartitionState:
 
     def _start_site(self, site: SiteState, t: float) -> None:
         """Time starts for a site at ``t``: nothing accrued, its state as the registry and its status say."""
-        if site.op is None or site.counts is None:  # ring and windows are kept when time starts again
+        if site.op is None:  # ring and windows are kept when time starts again
             days = array("d", [-1.0, 0.0, 0.0, 0.0, 0.0] * _RING + [0.0] * (_SITE_OP - _SITE_W15))
-            site.counts = array("i", bytes(4 * _SITE_COUNT_WIDTH))
         else:
             days = site.op[_SITE_RING:]
         site.op = opening.new_integral(t, site.info.days.day_of(t)) + days  # one array, of the exact size
@@ -737,16 +747,22 @@ class PartitionState:
         self._set_flags(site, t, flags, attach=True)
         closure = opening.next_closure_edge(info.unannounced, t, flags & UNANN != 0, after=False)
         if closure is not None:
-            self._push(closure[0], _CLOSURE, site, float(site.version), closure[1])
+            self._push(closure[0], _CLOSURE, site, float(self._versions.get(site.idx, 0)), closure[1])
 
-    def _join(self, site: SiteState, t: float) -> _Shared:
-        """The site follows the edges of its schedule, shared with the sites of the same schedule."""
+    def _join(self, site: SiteState, t: float, *, restored: bool = False) -> _Shared:
+        """The site follows the edges of its schedule, shared with the sites of the same schedule.
+
+        ``restored``: after a checkpoint, the schedule's edges of the last hour are found again
+        from the schedule (the members' histories read back through them).
+        """
         key = _schedule_key(site.info)
         shared = self._shared.get(key)
         if shared is None:
             state = opening.scheduled_before(site.info, t)
             shared = self._shared[key] = _Shared(len(self._shared_list), key, site.info, state)
             self._shared_list.append(shared)
+            if restored:
+                shared.edges = opening.schedule_edges(site.info, t - HOUR - MINUTE, t)
             edge = opening.next_schedule_edge(site.info, t, state, after=False)
             heapq.heappush(self._edges, (edge[0], _SCHEDULE, shared.index, 0.0, edge[1]))
         shared.members.append(site)
@@ -756,18 +772,83 @@ class PartitionState:
     def _leave(self, site: SiteState) -> None:
         shared = site.shared
         if shared is not None:
+            if shared.edges and site.op is not None:
+                self._recent[site.idx] = self._own_history(site)  # the old schedule's edges become its own
             shared.members.remove(site)
             site.shared = None
             if not shared.members and self._shared.get(shared.key) is shared:
                 del self._shared[shared.key]  # its edges stop; a site of that schedule later starts anew
 
+    def _site_at(self, site: SiteState, x: float) -> tuple[float, float]:
+        """Seconds open and scheduled the site accrued up to ``x`` (within the last hour).
+
+        Read back from its values now through its own changes and its shared schedule's edges,
+        latest first (at one instant, its own change first: it holds the state before both).
+        """
+        op = site.op
+        assert op is not None
+        flags = site.flags
+        at, opened, scheduled = op[AT], op[ACC_OPEN], op[ACC_SCHED]
+        own = self._recent.get(site.idx)
+        edges = site.shared.edges if site.shared is not None else None
+        i = len(own) // 4 - 1 if own else -1
+        j = len(edges) // 2 - 1 if edges else -1
+        while True:
+            t_own = own[i * 4] if i >= 0 else -math.inf  # type: ignore[index]
+            t_edge = edges[j * 2] if j >= 0 else -math.inf  # type: ignore[index]
+            if max(t_own, t_edge) < x or at <= x:
+                break
+            if t_own >= t_edge:
+                assert own is not None
+                at, opened, scheduled, before = t_own, own[i * 4 + 1], own[i * 4 + 2], own[i * 4 + 3]
+                if before < 0:  # the site started here: nothing before
+                    return opened, scheduled
+                flags = int(before)
+                i -= 1
+            else:
+                assert edges is not None
+                rate_open, rate_scheduled = _CONTRIBUTION[flags][:2]
+                opened -= rate_open * (at - t_edge)
+                scheduled -= rate_scheduled * (at - t_edge)
+                at = t_edge
+                flags = (flags & ~SCHED) if edges[j * 2 + 1] else (flags | SCHED)
+                j -= 1
+        rate_open, rate_scheduled = _CONTRIBUTION[flags][:2]
+        return opened + rate_open * (x - at), scheduled + rate_scheduled * (x - at)
+
+    def _own_history(self, site: SiteState) -> array[float]:
+        """The site's history as its own changes only: its shared schedule's edges written in."""
+        op = site.op
+        assert op is not None
+        own = self._recent.get(site.idx) or array("d")
+        edges = site.shared.edges if site.shared is not None else array("d")
+        changes = sorted(
+            [(own[k], 0, k) for k in range(0, len(own), 4)] + [(edges[k], 1, k) for k in range(0, len(edges), 2)]
+        )
+        out: list[float] = []
+        flags_after = site.flags
+        for t, kind, k in reversed(changes):  # latest first, to know the state after each edge
+            if kind == 0:
+                before = own[k + 3]
+                out[:0] = [t, own[k + 1], own[k + 2], before]
+                if before < 0:
+                    break
+                flags_after = int(before)
+            else:
+                opened, scheduled = self._site_at(site, t)
+                before_flags = (flags_after & ~SCHED) if edges[k + 1] else (flags_after | SCHED)
+                out[:0] = [t, opened, scheduled, float(before_flags)]
+                flags_after = before_flags
+        return array("d", out)
+
     def _push(self, t: float, kind: int, site: SiteState, version: float, state: bool) -> None:
         heapq.heappush(self._edges, (t, kind, site.idx, version, state))
 
-    def _set_flags(self, site: SiteState, t: float, flags: int, *, attach: bool = False) -> None:
+    def _set_flags(self, site: SiteState, t: float, flags: int, *, attach: bool = False, shared: bool = False) -> None:
         """The site's state changes at ``t``: its integrals and its department's follow.
 
         ``attach``: the site joins its department with these flags (it had none there).
+        ``shared``: the change is an edge of its shared schedule, remembered there, not by the site.
         """
         old = 0 if attach else site.flags
         site.flags = flags
@@ -779,9 +860,18 @@ class PartitionState:
         assert op is not None
         assert gop is not None
         assert group.live is not None
+        opening.advance(op, t)
+        if not shared and (attach or (old ^ flags) & ~STALE):
+            # the site's own change (or its start): its values here and its state just before, so that
+            # its history can be read back through its shared schedule's edges (-1: nothing before)
+            history = self._recent.get(site.idx)
+            entry = (t, op[ACC_OPEN], op[ACC_SCHED], -1.0 if attach else float(old))
+            if history is None:
+                self._recent[site.idx] = array("d", entry)
+            elif history[-4] != t:  # the first change at an instant holds the state before it
+                history += array("d", entry)
         if before[0] != after[0] or before[1] != after[1]:
-            # remembered even when the site joins: before it, nothing accrued
-            self._recent[site.idx] = opening.set_rates(op, t, after[0], after[1], self._recent.get(site.idx))
+            op[RATE_OPEN], op[RATE_SCHED] = after[0], after[1]
             group.recent = opening.set_rates(
                 gop, t, gop[RATE_OPEN] + after[0] - before[0], gop[RATE_SCHED] + after[1] - before[1], group.recent
             )
@@ -832,8 +922,10 @@ class PartitionState:
                 if not shared.members:
                     continue
                 shared.state = state
+                shared.edges += array("d", (at, 1.0 if state else 0.0))
                 for member in shared.members:
-                    self._set_flags(member, at, (member.flags | SCHED) if state else (member.flags & ~SCHED))
+                    flags = (member.flags | SCHED) if state else (member.flags & ~SCHED)
+                    self._set_flags(member, at, flags, shared=True)
                 edge = opening.next_schedule_edge(shared.info, at, state, after=True)
                 heapq.heappush(edges, (edge[0], _SCHEDULE, idx, 0.0, edge[1]))
                 continue
@@ -844,7 +936,7 @@ class PartitionState:
                 if site.last_status == version:
                     self._set_flags(site, at, (site.flags | STALE) & ~RAW)
                 continue
-            if version != site.version:
+            if version != self._versions.get(site.idx, 0):
                 continue
             self._set_flags(site, at, (site.flags | UNANN) if state else (site.flags & ~UNANN))
             closure = opening.next_closure_edge(site.info.unannounced, at, state, after=True)
@@ -1027,11 +1119,10 @@ class PartitionState:
                 row = site.hour_row(hour, True)
                 op, counts = site.op, site.counts
                 assert op is not None
-                assert counts is not None
                 count_parts, sum_part = _SITE_KINDS[code & 7]
                 slot = _site_slot(site, day, True)
                 if slot >= 0:
-                    at = slot * _SITE_COUNTS
+                    at = _COUNT_RING + slot * _SITE_COUNTS
                     for i in count_parts:
                         counts[at + i] += 1
                     if sum_part >= 0:
@@ -1112,7 +1203,7 @@ class PartitionState:
             value = record & _VALUE_MASK
             plus, value_part, histogram = _KINDS[code & 7]
             op, counts = site.op, site.counts
-            if window is not None and op is not None and counts is not None:
+            if window is not None and op is not None:
                 count_parts, sum_part = _SITE_KINDS[code & 7]
                 for i in count_parts:
                     counts[window[1] + i] -= 1
@@ -1208,15 +1299,14 @@ class PartitionState:
         midnight = days.midnight(today)
         hour = (a - MINUTE) // HOUR * HOUR
         week_start = today - 6
-        recent = self._recent.get(site.idx)
-        now_open, now_scheduled = opening.at(op, a, recent)
+        now_open, now_scheduled = self._site_at(site, a)
         vectors: dict[str, list[float]] = {}
         for name, sums, counted, start in (
             ("15m", _SITE_W15, _COUNT_W15, a - 900),
             ("1h", _SITE_W60, _COUNT_W60, a - HOUR),
         ):
             vector = _site_vector(site, sums, counted, opening_time=False)
-            o, s = opening.at(op, start, recent)
+            o, s = self._site_at(site, start)
             _put(vector, now_open - o, now_scheduled - s)
             vectors[name] = vector
         row = site.hour_row(hour, False)
@@ -1312,12 +1402,17 @@ class PartitionState:
     def _prune(self, a: float) -> None:
         keep_from = a - HOUR
         oldest_hour = (a - self.config.max_call) // HOUR * HOUR - HOUR
-        for idx, changes in list(self._recent.items()):
-            kept = opening.prune_recent(changes, keep_from)
-            if kept is None:
-                del self._recent[idx]
-            elif kept is not changes:
-                self._recent[idx] = kept
+        histories: dict[int, array[float]] = {}
+        for idx, changes in self._recent.items():
+            kept = _prune_rows(changes, 4, keep_from)
+            if kept is not None:
+                histories[idx] = kept
+        if len(histories) < len(self._recent) or any(
+            histories[k] is not v for k, v in self._recent.items() if k in histories
+        ):
+            self._recent = histories  # a new dict: one emptied keeps the table of its largest size
+        for shared in self._shared_list:
+            shared.edges = _prune_rows(shared.edges, 2, keep_from) or array("d")
         for group in self.groups.values():
             group.recent = opening.prune_recent(group.recent, keep_from)
             ends = group.ends
@@ -1350,7 +1445,7 @@ class PartitionState:
                 site.last_status,
                 [list(p) for p in self._pending.get(site_id, ())],
                 _pack(site.op) if site.op is not None else None,
-                base64.b64encode(site.counts.tobytes()).decode("ascii") if site.counts is not None else None,
+                base64.b64encode(site.counts.tobytes()).decode("ascii"),
                 _pack(self._recent[site.idx]) if site.idx in self._recent else None,
                 list(site.keys) if site.keys is not None else None,
             ]
@@ -1424,7 +1519,8 @@ class PartitionState:
             if pending:
                 self._pending[site_id] = [(float(t), int(o), str(c)) for t, o, c in pending]
             site.op = _unpack(op) if op is not None else None
-            site.counts = array("i", base64.b64decode(counts)) if counts is not None else None
+            if counts is not None:
+                site.counts = array("i", base64.b64decode(counts))
             if recent:
                 self._recent[site.idx] = _unpack(recent)
             site.keys = array("q", keys) if keys is not None else None
@@ -1471,15 +1567,26 @@ class PartitionState:
             day = int(site.op[DAY_AT])
             self._midnights.setdefault(local, [local.midnight(day + 1), float(day + 1)])
             info = site.info
-            self._join(site, t)
+            self._join(site, t, restored=True)
             closure = opening.next_closure_edge(info.unannounced, t, site.flags & UNANN != 0, after=False)
             if closure is not None:
-                self._push(closure[0], _CLOSURE, site, float(site.version), closure[1])
+                self._push(closure[0], _CLOSURE, site, float(self._versions.get(site.idx, 0)), closure[1])
             if site.last_status is not None and site.flags & STALE == 0:
                 self._push(site.last_status + self.config.stale_after, _EXPIRY, site, site.last_status, True)
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _prune_rows(rows: array[float], width: int, keep_from: float) -> array[float] | None:
+    """Rows (first number: an instant) from ``keep_from`` on, at their exact size; None if none is left."""
+    n = len(rows) // width
+    i = 0
+    while i < n and rows[i * width] < keep_from:
+        i += 1
+    if i == n:
+        return None
+    return rows[i * width :] if i else rows
 
 
 def _bump(vector: array[float], offset: int, plus: tuple[int, ...], value_part: int, value: int, bin_part: int) -> None:
