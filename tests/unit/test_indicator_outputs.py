@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from charter_contracts import IndicatorSnapshot
 from charter_indicators.api import indicators_router
 from charter_indicators.domain.aggregate import Aggregator
-from charter_indicators.domain.parts import GROUP_WIDTH, LIVE_WIDTH, OFFERED
+from charter_indicators.domain.parts import GROUP_WIDTH, LIVE_WIDTH
 from charter_indicators.domain.snapshots import SnapshotValue
 from charter_indicators.encoding import SnapshotEncoder, latest_key
 from charter_indicators.metrics import IndicatorMetrics, ScopeGauge
@@ -175,28 +175,3 @@ def test_the_most_watched_scopes_can_be_published_before_the_others_and_none_is_
     assert {(s.network, s.department) for s in rest} == {("caf", "75")}
     assert AS_OF - 10800 in {s.window_start for s in rest if s.window == "hour"}  # not pruned in between
     assert aggregator.snapshots() == []
-
-
-def test_a_source_a_minute_ahead_never_mixes_its_later_parts_into_earlier_figures() -> None:
-    def parts(offered: float) -> dict[str, object]:
-        vector = [0.0] * GROUP_WIDTH
-        vector[OFFERED] = offered
-        window = {name: list(vector) for name in ("15m", "1h", "today", "7d")}
-        return {"w": window, "live": [0.0] * LIVE_WIDTH, "hour": {}, "day": {}}
-
-    def offered() -> tuple[float, float]:
-        [one] = [s for s in aggregator.snapshots() if s.indicator == "pickup_rate" and s.window == "1h"]
-        return one.as_of, one.denominator
-
-    aggregator = Aggregator(sources=2)
-    for source, calls in ((0, 10.0), (1, 5.0)):
-        aggregator.update(("caf", None), source, parts(calls))
-        aggregator.update_progress(source, AS_OF)
-    assert offered() == (AS_OF, 15.0)
-    # source 0 is done with the next minute, source 1 not yet: the figures stay those of AS_OF
-    aggregator.update(("caf", None), 0, parts(100.0))
-    aggregator.update_progress(0, AS_OF + 60)
-    assert aggregator.snapshots() == []
-    aggregator.update(("caf", None), 1, parts(50.0))
-    aggregator.update_progress(1, AS_OF + 60)
-    assert offered() == (AS_OF + 60, 150.0)

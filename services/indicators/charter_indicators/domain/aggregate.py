@@ -65,12 +65,6 @@ class Aggregator:
         self.scopes: dict[ScopeKey, _Scope] = {}
         self.progress: dict[int, float] = {}
         self.sources = sources
-        #: per source, the parts received since its last progress (of the minute its next progress names)
-        self._pending: dict[int, dict[ScopeKey, dict[str, Any]]] = {}
-        #: per source, parts of minutes not every source has reached yet, oldest first
-        self._queued: dict[int, list[tuple[float, dict[ScopeKey, dict[str, Any]]]]] = {}
-        #: per source, the minute its applied parts are of (what pruning may rely on)
-        self.applied: dict[int, float] = {}
 
     @property
     def as_of(self) -> float | None:
@@ -78,33 +72,12 @@ class Aggregator:
         return min(self.progress.values()) if self.progress else None
 
     def update_progress(self, source: int, as_of: float) -> None:
-        """A source partition reached ``as_of``: the parts it sent before are those of ``as_of``."""
+        """A source partition reached ``as_of``."""
         if as_of > self.progress.get(source, -1.0):
             self.progress[source] = as_of
-        self._queued.setdefault(source, []).append((as_of, self._pending.pop(source, {})))
-        self._release()
 
     def update(self, scope: ScopeKey, source: int, payload: dict[str, Any]) -> None:
-        """The latest parts of ``scope`` from partition ``source``, for the minute its next progress names.
-
-        They count once every source has reached that minute: a source a minute ahead of the
-        others never mixes its later parts into figures as of an earlier minute.
-        """
-        self._pending.setdefault(source, {})[scope] = payload
-
-    def _release(self) -> None:
-        limit = self.as_of
-        if limit is None:
-            return
-        for source, queue in self._queued.items():
-            while queue and queue[0][0] <= limit:
-                as_of, parts = queue.pop(0)
-                for scope, payload in parts.items():
-                    self._apply(scope, source, payload)
-                self.applied[source] = max(as_of, self.applied.get(source, as_of))
-
-    def _apply(self, scope: ScopeKey, source: int, payload: dict[str, Any]) -> None:
-        """The parts of ``scope`` from ``source`` replace its previous ones."""
+        """The latest parts of ``scope`` from partition ``source`` (replaces its previous ones)."""
         entry = self.scopes.get(scope)
         if entry is None:
             entry = self.scopes[scope] = _Scope()
@@ -221,19 +194,17 @@ class Aggregator:
     def _prune_all(self) -> None:
         """Drop the calendar buckets every source is done with.
 
-        A bucket is final for a source once the parts it applied are of a minute past the
-        bucket's end (parts still held for a later minute may close older buckets). When the
-        number of sources is known and all applied some, buckets final for all of them go;
+        A bucket is final for a source once the source's ``as_of`` passed its end. When
+        the number of sources is known and all reported, buckets final for all of them go;
         otherwise only those older than the publishing horizon (a source that never
         reports cannot keep them forever).
         """
-        applied = self.applied
-        if not applied:
+        if not self.progress:
             return
-        if self.sources is not None and len(applied) >= self.sources:
-            safe = min(applied.values()) - HOUR
+        if self.sources is not None and len(self.progress) >= self.sources:
+            safe = min(self.progress.values()) - HOUR
         else:
-            safe = max(applied.values()) - BUCKET_HORIZON
+            safe = max(self.progress.values()) - BUCKET_HORIZON
         hour_cut = safe - HOUR
         # a local day ends at the latest 14 h after its UTC midnight (UTC-10 is the westernmost zone here)
         day_cut = int((safe - 14 * HOUR) // DAY) + _EPOCH_ORDINAL - 1
