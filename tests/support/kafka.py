@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from charter_contracts.topics import TopicNames
 from charter_ops.kafka.local import LocalKafka, free_port
@@ -129,6 +131,68 @@ async def read_all(
     finally:
         await consumer.stop()
     return records
+
+
+class Tail:
+    """Topics read from the beginning as they grow, without a consumer group: what a watcher sees so far.
+
+    ``async with Tail(bootstrap, topic, ...) as tail``, then ``await tail.read()`` as often as
+    needed; ``tail.records`` holds everything read up to then, in each partition's order.
+    """
+
+    def __init__(self, bootstrap: str, *topics: str, auth: KafkaAuth = NO_AUTH) -> None:
+        self.consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+            **auth.options(),
+        )
+        self.records: list[ConsumerRecord[bytes, bytes]] = []
+
+    async def __aenter__(self) -> Tail:
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def read(self, timeout_ms: int = 200) -> list[ConsumerRecord[bytes, bytes]]:
+        """What arrived since the last read (nothing new within ``timeout_ms``: an empty list)."""
+        new: list[ConsumerRecord[bytes, bytes]] = []
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=timeout_ms)
+            if not batch:
+                break
+            for partition_records in batch.values():
+                new.extend(partition_records)
+            timeout_ms = 0  # drain what is already fetched, then return
+        self.records.extend(new)
+        return new
+
+
+async def group_assignment(bootstrap: str, group: str, auth: KafkaAuth = NO_AUTH) -> dict[str, set[tuple[str, int]]]:
+    """The partitions each member of a consumer group holds now (member id -> (topic, partition)), as the
+    group coordinator knows it; empty while the group is rebalancing or has no member."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **auth.options())
+    await admin.start()
+    try:
+        responses = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    held: dict[str, set[tuple[str, int]]] = {}
+    for response in responses:
+        for described in response.to_object()["groups"]:
+            if described["group"] != group or described["state"] != "Stable":
+                continue
+            for member in described["members"]:
+                raw = member["member_assignment"]
+                assignment = ConsumerProtocolMemberAssignment.decode(raw) if raw else None
+                held[member["member_id"]] = (
+                    {(tp.topic, tp.partition) for tp in assignment.partitions()} if assignment else set()
+                )
+    return held
 
 
 @contextlib.contextmanager

@@ -94,6 +94,15 @@ async def publish(kafka: str, names: TopicNames, chunk: Sequence[dict[str, Any]]
     await asyncio.gather(*(produce(kafka, topic, records) for topic, records in by_topic.items()))
 
 
+async def publish_in_slices(
+    kafka: str, names: TopicNames, chunk: Sequence[dict[str, Any]], size: int = 20, pause: float = 0.1
+) -> None:
+    """``publish``, a slice of ``size`` events at a time, ``pause`` seconds apart: traffic streaming in."""
+    for start in range(0, len(chunk), size):
+        await publish(kafka, names, chunk[start : start + size])
+        await asyncio.sleep(pause)
+
+
 #: Indicators that publish every change and save their state every second.
 INDICATORS_ENV = {
     "CHARTER_INDICATORS_IDLE_SECONDS": "0",  # 2024 history: time passes with the events only
