@@ -416,7 +416,8 @@ def state_memory(sites: int, events: int, flush_every: int = 5) -> StateMemory:
     reachable from it), flushed every ``flush_every`` minutes of event time as the service would in a
     replay, so that it is the steady state: the last hour of minutes, seven local days, the log of the hour."""
     from charter_indicators.decoding import decode_event  # noqa: PLC0415
-    from charter_indicators.domain.partition import IndicatorConfig, PartitionState  # noqa: PLC0415
+    from charter_indicators.domain.networks import Partition  # noqa: PLC0415
+    from charter_indicators.domain.partition import IndicatorConfig  # noqa: PLC0415
     from charter_indicators.domain.schedule import compile_site  # noqa: PLC0415
     from charter_indicators.procedures import load_rules  # noqa: PLC0415
 
@@ -429,10 +430,12 @@ def state_memory(sites: int, events: int, flush_every: int = 5) -> StateMemory:
         start=datetime(2024, 3, 4, 7, tzinfo=UTC),
     )
     config = IndicatorConfig(rules=load_rules("deploy/config/procedures.yaml"))
-    state = PartitionState(0, config)
+    state = Partition(0, config)  # one state per network of the partition, as the service keeps them
     for site in workload.site_records():
         state.register(compile_site(site))
-    state.flush()
+    states = [network for _, network in state.states()]
+    for network in states:
+        network.flush()
     shared = (config,)  # the settings, not per-site state
     registered = deep_size(state, shared)
     minute = None
@@ -442,8 +445,10 @@ def state_memory(sites: int, events: int, flush_every: int = 5) -> StateMemory:
         m = event.t // (60 * flush_every)
         if m != minute:
             minute = m
-            state.progress()
-            state.flush(site_snapshots=False)
-    state.progress()
-    state.flush(site_snapshots=False)
+            for network in states:
+                network.progress()
+                network.flush(site_snapshots=False)
+    for network in states:
+        network.progress()
+        network.flush(site_snapshots=False)
     return StateMemory(sites, events, deep_size(state, shared), registered)

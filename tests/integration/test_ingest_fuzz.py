@@ -168,6 +168,10 @@ async def test_fuzzed_raw_topics_and_endpoint_every_message_accepted_or_dead_let
     for missing in [(n, k) for n in NETWORKS for k in EventKind if (n, k) not in covered]:
         records.append((missing, f"{missing[0]}-1".encode(), events.encode(generated(event(*missing), 1)[0])))
     assert {(network, kind) for (network, kind), _, _ in records} == {(n, k) for n in NETWORKS for k in EventKind}
+    # and one valid event of each network, so that whatever the examples, every network must flow through
+    for n in NETWORKS:
+        valid = events.case(AT, network=n, site_id=f"{n}-1", event_id=f"fz-valid-{n}")
+        records.append(((n, EventKind.CASE_COMPLETIONS), f"{n}-1".encode(), events.encode(valid)))
     settings = ingest_settings(kafka, names, tokens_file=str(path), networks=NETWORKS)
     async with running_ingest(settings) as (ingest, client):
         by_topic: dict[str, list[tuple[bytes | None, bytes]]] = {}

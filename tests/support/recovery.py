@@ -71,15 +71,16 @@ def traffic(seed: int = 7, sites: Sequence[Site] = SITES) -> list[list[dict[str,
 
 
 def final_as_of(chunks: Sequence[Sequence[dict[str, Any]]]) -> datetime:
-    """Event time the run ends at: each partition is complete up to the earliest of its three streams'
-    latest event, minus grace, to the minute; the nation up to the earliest partition."""
+    """Event time the run ends at: each network of each partition is complete up to the earliest of
+    its three streams' latest event, minus grace, to the minute; the nation up to the earliest of them."""
     partitioner = DefaultPartitioner()
-    latest: dict[tuple[int, str], datetime] = {}
+    latest: dict[tuple[int, str, str], datetime] = {}
     for payload in (p for chunk in chunks for p in chunk):
         partition = partitioner(payload["site_id"].encode(), list(range(PARTITIONS)), list(range(PARTITIONS)))
         stream = KIND_OF.get(payload["type"], EventKind.COUNTER_EVENTS).value
         at = datetime.fromisoformat(payload["occurred_at"])
-        latest[(partition, stream)] = max(latest.get((partition, stream), at), at)
+        source = (partition, payload["network"], stream)
+        latest[source] = max(latest.get(source, at), at)
     end = min(latest.values()) - GRACE
     return end.replace(second=0, microsecond=0).astimezone(UTC)
 

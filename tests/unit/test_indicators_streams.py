@@ -254,3 +254,113 @@ async def test_calls_are_judged_late_on_their_end_and_dead_lettered_with_the_rea
     assert letters[0]["detail"].startswith("ended_at is before the watermark")
     assert registry.get_sample_value("charter_indicators_events_total", {"type": "call"}) == 11
     assert streams.offsets[0]["calls"] == 12  # both read, one counted, one dead-lettered
+
+
+async def test_a_network_whose_backlog_is_read_after_another_networks_is_counted_not_late() -> None:
+    """Ingest reads every network's raw topics at once: after an outage or a backfill, a small
+    network's whole backlog can reach the canonical topic before a large one's first minutes.
+    Each network is judged on its own event time, so neither is late."""
+    sink, registry = FakeSink(), CollectorRegistry()
+    backlog: list[Record] = []
+    for network in ("msa", "caf"):  # MSA's half hour first, then CAF's
+        for m in range(30):
+            payload = events.call(T0 + timedelta(minutes=m), network=network, site_id=f"{network}-1")
+            backlog.append(Record("calls", 0, len(backlog), f"{network}-1".encode(), events.encode(payload)))
+
+    async def two_networks(partition: int) -> tuple[list[Any], int]:
+        return [
+            Record("sites", partition, i, f"{n}-1".encode(), site(f"{n}-1", network=n).model_dump_json().encode())
+            for i, n in enumerate(("caf", "msa"))
+        ], 2
+
+    streams = SiteStreams(
+        IndicatorConfig(),
+        TOPICS,
+        sink,
+        FakeStore(),
+        two_networks,
+        IndicatorMetrics(registry),
+        lambda topic, p: len(backlog) if topic == "calls" else 0,
+        idle_seconds=0,
+        site_snapshot_seconds=0,
+        max_flush_gap=GAP,
+    )
+    await streams.assign([0])
+    for start in range(0, len(backlog), 7):  # batches as the consumer hands them over, flushing in between
+        await streams.handle(backlog[start : start + 7])
+        await streams.tick()
+
+    assert not [value for topic, value in sink.sent if topic == "dead-letter"]
+    assert registry.get_sample_value("charter_indicators_events_total", {"type": "call"}) == 60
+    progress = [orjson.loads(v) for topic, v in sink.sent if topic == "partials" and v and b'"as_of"' in v]
+    assert {p["source"] for p in progress} == {"0/caf", "0/msa"}  # each network's figures on its own time
+    last = {p["source"]: p["as_of"] for p in progress}
+    assert last["0/caf"] == last["0/msa"]  # both read to their last minute, less the grace period
+
+
+async def test_a_network_silent_in_a_replay_is_moved_on_once_the_others_are_the_flush_gap_ahead() -> None:
+    """A network that stops publishing must not hold the national figures (the earliest source) for good."""
+    sink = FakeSink()
+    records: list[Record] = []
+
+    def add(network: str, minutes: range) -> list[Record]:
+        batch = [
+            Record(
+                "calls",
+                0,
+                len(records) + i,
+                f"{network}-1".encode(),
+                events.encode(events.call(T0 + timedelta(minutes=m), network=network, site_id=f"{network}-1")),
+            )
+            for i, m in enumerate(minutes)
+        ]
+        records.extend(batch)
+        return batch
+
+    async def two_networks(partition: int) -> tuple[list[Any], int]:
+        return [
+            Record("sites", partition, i, f"{n}-1".encode(), site(f"{n}-1", network=n).model_dump_json().encode())
+            for i, n in enumerate(("caf", "msa"))
+        ], 2
+
+    streams = SiteStreams(
+        IndicatorConfig(),
+        TOPICS,
+        sink,
+        FakeStore(),
+        two_networks,
+        IndicatorMetrics(CollectorRegistry()),
+        lambda topic, p: len(records) + 1 if topic == "calls" else 0,  # always more to read: a replay
+        idle_seconds=0,
+        site_snapshot_seconds=0,
+        max_flush_gap=GAP,
+    )
+    await streams.assign([0])
+    await streams.handle(add("msa", range(10)) + add("caf", range(10)))
+    await streams.handle(add("caf", range(10, 100)))  # MSA says nothing more
+    partition = streams.partitions[0]
+    caf, msa = partition.networks["caf"].watermark, partition.networks["msa"].watermark
+    assert msa == caf - GAP  # moved on, GAP behind CAF, not stuck at its 10th minute
+
+
+async def test_a_stream_with_records_unread_and_none_of_the_network_holds_it_for_the_flush_gap_only() -> None:
+    """Cases not read yet may hold CAF's cases: its time waits. But a network that never sends
+    cases (the cases topic carrying other networks' records) must not hold a replay for good."""
+    calls, sink = Calls(), FakeSink()
+    streams = SiteStreams(
+        IndicatorConfig(),
+        TOPICS,
+        sink,
+        FakeStore(),
+        _registry,
+        IndicatorMetrics(CollectorRegistry()),
+        lambda topic, p: len(calls.records) if topic == "calls" else 5 if topic == "cases" else 0,
+        idle_seconds=0,
+        site_snapshot_seconds=0,
+        max_flush_gap=GAP,
+    )
+    await streams.assign([0])
+    await streams.handle(calls.add(range(20)))
+    assert streams.partitions[0].watermark == -float("inf")  # the cases may still come: held
+    await streams.handle(calls.add(range(20, 40)))  # 39 minutes of calls: more than the gap (30)
+    assert streams.partitions[0].watermark == (T0 + timedelta(minutes=39)).timestamp() - IndicatorConfig().grace

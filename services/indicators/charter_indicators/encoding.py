@@ -67,22 +67,22 @@ def latest_key(s: SnapshotValue) -> bytes:
 # -- partial sums between the two stages ---------------------------------------------
 
 
-def partial_key(source: int, scope: ScopeKey) -> bytes:
+def partial_key(source: str, scope: ScopeKey) -> bytes:
     return f"{source}|{scope_key(scope[0], scope[1])}".encode()
 
 
-def progress_key(source: int) -> bytes:
+def progress_key(source: str) -> bytes:
     return f"{source}|progress".encode()
 
 
-def encode_partial(source: int, scope: ScopeKey, payload: Payload) -> bytes:
+def encode_partial(source: str, scope: ScopeKey, payload: Payload) -> bytes:
     return orjson.dumps(
         {"source": source, "network": scope[0], "department": scope[1], "parts": _trimmed(payload)},
         option=orjson.OPT_NON_STR_KEYS,
     )
 
 
-def encode_progress(source: int, as_of: float) -> bytes:
+def encode_progress(source: str, as_of: float) -> bytes:
     return orjson.dumps({"source": source, "as_of": as_of})
 
 

@@ -33,13 +33,13 @@ from charter_indicators.decoding import UndecodableError, decode_event
 from charter_indicators.domain.aggregate import Aggregator
 from charter_indicators.domain.calendar import idle_time, minute_floor
 from charter_indicators.domain.events import Call, Case, Outcome
+from charter_indicators.domain.networks import Partition, source_id
 from charter_indicators.domain.partition import (
     CALLS,
     CASES,
     COUNTERS,
     FlushResult,
     IndicatorConfig,
-    PartitionState,
     ScopeKey,
     SiteState,
 )
@@ -146,10 +146,13 @@ class SiteStreams:
         self.site_snapshot_seconds = site_snapshot_seconds
         self.max_flush_gap = max_flush_gap
         self.clock = clock
-        self.partitions: dict[int, PartitionState] = {}
+        self.partitions: dict[int, Partition] = {}
         self.offsets: dict[int, dict[str, int]] = {}
         self.generations: dict[int, int] = {}
-        self.last_event: dict[tuple[int, str], float] = {}
+        #: when each partition was assigned, and each network last heard of on each of its
+        #: topic-partitions since (wall clock): the idle clock
+        self.assigned: dict[int, float] = {}
+        self.heard: dict[tuple[int, str], dict[str, float]] = {}
         self.lock = asyncio.Lock()
         self.saving = asyncio.Lock()
         self.encoder = SnapshotEncoder()
@@ -167,12 +170,12 @@ class SiteStreams:
         seeks: dict[tuple[str, int], int | None] = {}
         async with self.lock:
             for p in sorted(set(partitions) - set(self.partitions)):
-                state = PartitionState(p, self.config)
+                state = Partition(p, self.config, max_lag=self.max_flush_gap)
                 records, sites_end = await self.read_sites(p)
                 for record in records:
                     self._registry(state, record)
                 checkpoint = await self.store.load(p)
-                if checkpoint is not None and not PartitionState.loadable(checkpoint.document["state"]):
+                if checkpoint is not None and not Partition.loadable(checkpoint.document["state"]):
                     log.warning(
                         "partition %s: checkpoint %s is of another version; the partition is rebuilt from its topics",
                         p,
@@ -191,12 +194,13 @@ class SiteStreams:
                 seeks[(self.topics.sites, p)] = sites_end
                 self.partitions[p] = state
                 self.offsets[p] = offsets
+                self.assigned[p] = self.clock()
                 for topic in self.topics.canonical:
-                    self.last_event[(p, topic)] = self.clock()
+                    self.heard[(p, topic)] = {}
                 log.info(
                     "partition %s: %d sites, %s, watermark %s",
                     p,
-                    len(state.sites),
+                    len(state.all_sites()),
                     f"checkpoint {checkpoint.generation}" if checkpoint else "no checkpoint",
                     state.watermark,
                 )
@@ -221,8 +225,9 @@ class SiteStreams:
                 self._rounds.pop(p, None)
                 self._round_started.pop(p, None)
                 self._round_as_of.pop(p, None)
+                self.assigned.pop(p, None)
                 for topic in self.topics.canonical:
-                    self.last_event.pop((p, topic), None)
+                    self.heard.pop((p, topic), None)
         return commits
 
     # -- records ----------------------------------------------------------------------
@@ -247,8 +252,9 @@ class SiteStreams:
             # offset written at the end of the run (the lock keeps checkpoints out meanwhile)
             topic: str | None = None
             partition = -1
-            state: PartitionState | None = None
+            state: Partition | None = None
             offsets: dict[str, int] = {}
+            heard: dict[str, float] = {}
             first = 0
             last = -1
             calls = cases = 0
@@ -262,7 +268,7 @@ class SiteStreams:
                     if state is not None:
                         offsets = self.offsets[partition]
                         first = offsets.get(topic, 0)
-                        self.last_event[(partition, topic)] = now
+                        heard = self.heard[(partition, topic)]
                 offset = record.offset
                 if state is None or offset < first:
                     continue
@@ -273,6 +279,7 @@ class SiteStreams:
                     rejected["schema"] += 1
                     await self._dead_letter(record, RejectReason.SCHEMA, str(exc), None)
                     continue
+                heard[event.network] = now
                 outcome = state.apply(event)
                 kind = event.__class__
                 if outcome is Outcome.ACCEPTED:
@@ -287,19 +294,20 @@ class SiteStreams:
                 if outcome is Outcome.LATE:
                     late[(event.network, event.type)] += 1
                     judged = "ended_at" if kind is Call else "occurred_at"
+                    watermark = _iso(state.watermark_of(event.network))
                     await self._dead_letter(
                         record,
                         RejectReason.LATE,
-                        f"{judged} is before the watermark {_iso(state.watermark)} "
+                        f"{judged} is before the watermark {watermark} "
                         f"(grace {self.config.grace:g} s), or the call lasted longer than "
                         f"{self.config.max_call:g} s: not counted"
                         if kind is Call
-                        else f"{judged} is before the watermark {_iso(state.watermark)} "
+                        else f"{judged} is before the watermark {watermark} "
                         f"(grace {self.config.grace:g} s): not counted",
                         event.network,
                     )
                 elif outcome is Outcome.UNKNOWN_SITE:
-                    site = state.sites.get(event.site_id)
+                    site = state.site(event.site_id)
                     detail = (
                         f"site_id: {event.site_id!r} belongs to network {site.info.network!r} in the site registry"
                         if site is not None
@@ -318,10 +326,11 @@ class SiteStreams:
     def behind(self) -> bool:
         """Event time ran more than ``max_flush_gap`` past a partition's last flush: a replay
         outpaces the clock's pauses, and minutes would pile up in memory until the next flush."""
-        for state in self.partitions.values():
-            flushed = state.as_of if state.as_of is not None else state.origin
-            if flushed is not None and state.watermark - flushed > self.max_flush_gap:
-                return True
+        for partition in self.partitions.values():
+            for state in partition.networks.values():
+                flushed = state.as_of if state.as_of is not None else state.origin
+                if flushed is not None and state.watermark - flushed > self.max_flush_gap:
+                    return True
         return False
 
     def minute_closed(self) -> bool:
@@ -331,7 +340,8 @@ class SiteStreams:
         """
         return any(
             state.as_of is not None and minute_floor(state.watermark) > state.as_of and self._read_up_to_date(p)
-            for p, state in self.partitions.items()
+            for p, partition in self.partitions.items()
+            for state in partition.networks.values()
         )
 
     def _read_up_to_date(self, p: int) -> bool:
@@ -343,22 +353,29 @@ class SiteStreams:
         return end is None or self.offsets[p].get(topic, 0) < end
 
     def _progress(self, now: float) -> None:
-        """Advance each partition's watermark from where each of its streams stands."""
-        for p, state in self.partitions.items():
-            behind = []
-            clock = {}
-            for topic in self.topics.canonical:
-                stream = self.topics.stream(topic)
-                if self._unread(p, topic):
-                    behind.append(stream)
-                else:
-                    last = self.last_event.get((p, topic), now)
+        """Advance each network's watermark, in each partition, from where each of its streams stands.
+
+        A stream is behind while its topic-partition has records not read yet (whichever network
+        they are of); read up to date, a network's stream silent for ``idle_seconds`` follows
+        the wall clock from its latest event.
+        """
+        for p, partition in self.partitions.items():
+            unread = [topic for topic in self.topics.canonical if self._unread(p, topic)]
+            behind = [self.topics.stream(topic) for topic in unread]
+            for network, state in partition.networks.items():
+                clock = {}
+                for topic in self.topics.canonical:
+                    if topic in unread:
+                        continue
+                    stream = self.topics.stream(topic)
+                    last = self.heard[(p, topic)].get(network, self.assigned[p])
                     moved = idle_time(state.stream_max.get(stream), last, now)
                     if self.idle_seconds and now - last >= self.idle_seconds and moved is not None:
                         clock[stream] = moved
-            state.progress(behind, clock)
+                state.progress(behind, clock, hold=self.max_flush_gap)
+            partition.keep_up()
 
-    def _registry(self, state: PartitionState, record: Any) -> None:
+    def _registry(self, state: Partition, record: Any) -> None:
         if record.value is None:
             state.unregister((record.key or b"").decode())
             return
@@ -397,12 +414,12 @@ class SiteStreams:
         async with self.lock:
             self._progress(now)
             for p, state in sorted(self.partitions.items()):
-                result = state.flush(site_snapshots=False)
-                await self._publish(p, result)
+                for network, network_state in state.states():
+                    await self._publish(source_id(p, network), network_state.flush(site_snapshots=False))
                 due = now - self._round_started.get(p, -float("inf")) >= self.site_snapshot_seconds
                 # a round is worth starting once figures moved on (a minute closed) since the last one
                 if due and p not in self._rounds and state.as_of != self._round_as_of.get(p):
-                    self._rounds[p] = list(state.sites.values())
+                    self._rounds[p] = state.all_sites()
                     self._round_started[p], self._round_as_of[p] = now, state.as_of
         if self._rounds:
             await self.sink.flush()  # the partial sums leave before a slice of site snapshots is made
@@ -413,7 +430,7 @@ class SiteStreams:
                 if owner is None:  # restored meanwhile: its next round starts afresh
                     del self._rounds[p]
                     continue
-                chunk = [site for site in pending[:ROUND_SLICE] if owner.sites.get(site.info.site_id) is site]
+                chunk = [site for site in pending[:ROUND_SLICE] if owner.site(site.info.site_id) is site]
                 for snapshot in owner.site_snapshots(chunk):
                     await self._snapshot(snapshot)
                 if len(pending) > ROUND_SLICE:
@@ -425,16 +442,18 @@ class SiteStreams:
                 self.metrics.watermark.set(min(as_of))
         await self.sink.flush()
 
-    async def _publish(self, p: int, result: FlushResult) -> None:
+    async def _publish(self, source: str, result: FlushResult) -> None:
         """The partial sums first (what the nation and networks wait for), then the sites' closed buckets."""
         if result.advanced:
             partitions = await self.sink.partitions(self.topics.partials)
             for scope, payload in result.partials.items():
                 q = partitions[scope_partition(scope, len(partitions))]
-                await self.sink.send(self.topics.partials, partial_key(p, scope), encode_partial(p, scope, payload), q)
+                key, value = partial_key(source, scope), encode_partial(source, scope, payload)
+                await self.sink.send(self.topics.partials, key, value, q)
             assert result.as_of is not None
+            progress = encode_progress(source, result.as_of)
             for q in partitions:
-                await self.sink.send(self.topics.partials, progress_key(p), encode_progress(p, result.as_of), q)
+                await self.sink.send(self.topics.partials, progress_key(source), progress, q)
         for snapshot in result.snapshots:
             await self._snapshot(snapshot)
 
@@ -514,10 +533,13 @@ class Aggregation:
                     continue
                 if record.value is not None:
                     data = decode_internal(record.value)
-                    if "parts" in data:
-                        aggregator.update((data["network"], data["department"]), int(data["source"]), data["parts"])
+                    source = data["source"]
+                    if not isinstance(source, str):
+                        pass  # a partition's sums over all its networks, from before networks had their own time
+                    elif "parts" in data:
+                        aggregator.update((data["network"], data["department"]), source, data["parts"])
                     else:
-                        aggregator.update_progress(int(data["source"]), float(data["as_of"]))
+                        aggregator.update_progress(source, float(data["as_of"]))
                 end = self.catching_up.get(q)
                 if end is not None and record.offset + 1 >= end:
                     del self.catching_up[q]

@@ -64,7 +64,8 @@ class IndicatorsSettings(ServiceSettings):
         default=7200.0,
         gt=0,
         description="Event time may run this far past a partition's last flush before one is done at once "
-        "(a replay): bounds the minutes kept in memory, whatever the pause between flushes.",
+        "(a replay): bounds the minutes kept in memory, whatever the pause between flushes. Also how far a "
+        "network's time may lag the others' in a partition before it is moved on.",
     )
     site_snapshot_seconds: float = Field(
         default=30.0,

@@ -1,10 +1,11 @@
-"""Exact aggregates over partitions: the sum of the latest partial of every source partition.
+"""Exact aggregates over partitions: the sum of the latest partial of every source.
 
-Each partition publishes, per scope (department of a network, network, department,
-nation), the parts of its own sites. A scope's figures are the element-wise sum of the
-latest parts of every partition, so the result does not depend on how many instances
-share the partitions. The aggregate is complete up to the earliest ``as_of`` of the
-partitions (each part is complete up to its own partition's ``as_of``).
+A source is a network of a partition (``networks.source_id``; each network of a partition
+has its own event time). Each publishes, per scope (department of a network, network,
+department, nation), the parts of its own sites. A scope's figures are the element-wise
+sum of the latest parts of every source, so the result does not depend on how many
+instances share the partitions. The aggregate is complete up to the earliest ``as_of``
+of the sources (each part is complete up to its own source's ``as_of``).
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from charter_indicators.domain.snapshots import (
 
 _PARIS = "Europe/Paris"
 _EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
-Vectors = dict[int, list[float]]
+Source = int | str
+Vectors = dict[Source, list[float]]
 
 
 @dataclass
 class _Procedure:
-    rolling: dict[int, dict[str, list[float]]] = field(default_factory=dict)
+    rolling: dict[Source, dict[str, list[float]]] = field(default_factory=dict)
     hours: dict[float, Vectors] = field(default_factory=dict)
     days: dict[int, Vectors] = field(default_factory=dict)
 
@@ -43,8 +45,8 @@ class _Procedure:
 class _Scope:
     """The latest parts of every source partition for one scope."""
 
-    rolling: dict[int, dict[str, list[float]]] = field(default_factory=dict)
-    live: dict[int, list[float]] = field(default_factory=dict)
+    rolling: dict[Source, dict[str, list[float]]] = field(default_factory=dict)
+    live: dict[Source, list[float]] = field(default_factory=dict)
     hours: dict[float, Vectors] = field(default_factory=dict)
     days: dict[int, Vectors] = field(default_factory=dict)
     procedures: dict[str, _Procedure] = field(default_factory=dict)
@@ -61,9 +63,9 @@ class Aggregator:
     """Scopes summed over source partitions; ``snapshots`` returns what changed since last asked."""
 
     def __init__(self, sources: int | None = None) -> None:
-        """``sources``: how many source partitions there are, when known (to drop final buckets early)."""
+        """``sources``: how many partitions there are, when known (to drop final buckets early)."""
         self.scopes: dict[ScopeKey, _Scope] = {}
-        self.progress: dict[int, float] = {}
+        self.progress: dict[Source, float] = {}
         self.sources = sources
 
     @property
@@ -71,12 +73,12 @@ class Aggregator:
         """Complete up to: the earliest ``as_of`` among the source partitions."""
         return min(self.progress.values()) if self.progress else None
 
-    def update_progress(self, source: int, as_of: float) -> None:
+    def update_progress(self, source: Source, as_of: float) -> None:
         """A source partition reached ``as_of``."""
         if as_of > self.progress.get(source, -1.0):
             self.progress[source] = as_of
 
-    def update(self, scope: ScopeKey, source: int, payload: dict[str, Any]) -> None:
+    def update(self, scope: ScopeKey, source: Source, payload: dict[str, Any]) -> None:
         """The latest parts of ``scope`` from partition ``source`` (replaces its previous ones)."""
         entry = self.scopes.get(scope)
         if entry is None:
@@ -201,7 +203,7 @@ class Aggregator:
         """
         if not self.progress:
             return
-        if self.sources is not None and len(self.progress) >= self.sources:
+        if self.sources is not None and len({_partition(s) for s in self.progress}) >= self.sources:
             safe = min(self.progress.values()) - HOUR
         else:
             safe = max(self.progress.values()) - BUCKET_HORIZON
@@ -233,9 +235,14 @@ def _rank(item: tuple[ScopeKey, Any]) -> int:
     return (network is not None) + 2 * (department is not None)
 
 
-def _ordered(by_source: dict[int, Any]) -> list[Any]:
+def _partition(source: Source) -> str:
+    """The partition a source is of (a source is a partition's network, or a whole partition)."""
+    return str(source).split("/", 1)[0]
+
+
+def _ordered(by_source: dict[Source, Any]) -> list[Any]:
     """Values in source order: floating-point sums then do not depend on arrival order."""
-    return [by_source[source] for source in sorted(by_source)]
+    return [by_source[source] for source in sorted(by_source, key=str)]
 
 
 def _pad(vector: list[float], width: int = GROUP_WIDTH) -> list[float]:

@@ -604,22 +604,28 @@ class PartitionState:
 
     # -- time -------------------------------------------------------------------------
 
-    def progress(self, behind: Iterable[str] = (), clock: dict[str, float] | None = None) -> None:
+    def progress(
+        self, behind: Iterable[str] = (), clock: dict[str, float] | None = None, *, hold: float = math.inf
+    ) -> None:
         """Move the watermark: the earliest of the three streams' latest event, minus the grace period.
 
         Each stream (counters, calls, cases: one canonical topic each) is judged on its own,
         so a stream read ahead of the others never makes them late, and the result does not
         depend on how the streams interleave. ``behind``: streams with records not read yet
-        (one that has no event yet holds the watermark until it has); a stream that is read
-        up to date and has no event at all is left out. ``clock``: streams read up to date
-        and silent for a while, with the wall-clock time to count them at (time passes).
+        (one that has no event yet holds the watermark until it has, for at most ``hold``
+        seconds of the other streams' event time: a stream this state never gets, such as
+        a network without cases, must not hold a replay for good); a stream that is read up
+        to date and has no event at all is left out. ``clock``: streams read up to date and
+        silent for a while, with the wall-clock time to count them at (time passes).
         """
         waiting = set(behind)
         clock = clock or {}
         latest = []
+        ahead = max(self.stream_max.values(), default=NEG_INF)
+        holding = self.origin is None or ahead - self.origin <= hold
         for stream in (COUNTERS, CALLS, CASES):
             seen = max(self.stream_max.get(stream, NEG_INF), clock.get(stream, NEG_INF))
-            if seen > NEG_INF or stream in waiting:
+            if seen > NEG_INF or (stream in waiting and holding):
                 latest.append(seen)
         if latest:
             self.watermark = max(self.watermark, min(latest) - self.config.grace)
