@@ -256,6 +256,29 @@ async def test_calls_are_judged_late_on_their_end_and_dead_lettered_with_the_rea
     assert streams.offsets[0]["calls"] == 12  # both read, one counted, one dead-lettered
 
 
+async def _caf_and_msa(partition: int) -> tuple[list[Any], int]:
+    """A registry of two sites of two networks (caf-1, msa-1)."""
+    return [
+        Record("sites", partition, i, f"{n}-1".encode(), site(f"{n}-1", network=n).model_dump_json().encode())
+        for i, n in enumerate(("caf", "msa"))
+    ], 2
+
+
+def _two_networks(sink: FakeSink, registry: CollectorRegistry, highwater: Any) -> SiteStreams:
+    return SiteStreams(
+        IndicatorConfig(),
+        TOPICS,
+        sink,
+        FakeStore(),
+        _caf_and_msa,
+        IndicatorMetrics(registry),
+        highwater,
+        idle_seconds=0,
+        site_snapshot_seconds=0,
+        max_flush_gap=GAP,
+    )
+
+
 async def test_a_network_whose_backlog_is_read_after_another_networks_is_counted_not_late() -> None:
     """Ingest reads every network's raw topics at once: after an outage or a backfill, a small
     network's whole backlog can reach the canonical topic before a large one's first minutes.
@@ -267,24 +290,7 @@ async def test_a_network_whose_backlog_is_read_after_another_networks_is_counted
             payload = events.call(T0 + timedelta(minutes=m), network=network, site_id=f"{network}-1")
             backlog.append(Record("calls", 0, len(backlog), f"{network}-1".encode(), events.encode(payload)))
 
-    async def two_networks(partition: int) -> tuple[list[Any], int]:
-        return [
-            Record("sites", partition, i, f"{n}-1".encode(), site(f"{n}-1", network=n).model_dump_json().encode())
-            for i, n in enumerate(("caf", "msa"))
-        ], 2
-
-    streams = SiteStreams(
-        IndicatorConfig(),
-        TOPICS,
-        sink,
-        FakeStore(),
-        two_networks,
-        IndicatorMetrics(registry),
-        lambda topic, p: len(backlog) if topic == "calls" else 0,
-        idle_seconds=0,
-        site_snapshot_seconds=0,
-        max_flush_gap=GAP,
-    )
+    streams = _two_networks(sink, registry, lambda topic, p: len(backlog) if topic == "calls" else 0)
     await streams.assign([0])
     for start in range(0, len(backlog), 7):  # batches as the consumer hands them over, flushing in between
         await streams.handle(backlog[start : start + 7])
@@ -317,24 +323,8 @@ async def test_a_network_silent_in_a_replay_is_moved_on_once_the_others_are_the_
         records.extend(batch)
         return batch
 
-    async def two_networks(partition: int) -> tuple[list[Any], int]:
-        return [
-            Record("sites", partition, i, f"{n}-1".encode(), site(f"{n}-1", network=n).model_dump_json().encode())
-            for i, n in enumerate(("caf", "msa"))
-        ], 2
-
-    streams = SiteStreams(
-        IndicatorConfig(),
-        TOPICS,
-        sink,
-        FakeStore(),
-        two_networks,
-        IndicatorMetrics(CollectorRegistry()),
-        lambda topic, p: len(records) + 1 if topic == "calls" else 0,  # always more to read: a replay
-        idle_seconds=0,
-        site_snapshot_seconds=0,
-        max_flush_gap=GAP,
-    )
+    # always more to read: a replay
+    streams = _two_networks(sink, CollectorRegistry(), lambda topic, p: len(records) + 1 if topic == "calls" else 0)
     await streams.assign([0])
     await streams.handle(add("msa", range(10)) + add("caf", range(10)))
     await streams.handle(add("caf", range(10, 100)))  # MSA says nothing more
