@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from charter_indicators.domain.partition import IndicatorConfig
 from charter_indicators.kafka_io import Checkpoint
 from charter_indicators.metrics import IndicatorMetrics
-from charter_indicators.service import SiteStreams, Topics
+from charter_indicators.service import Aggregation, SiteStreams, Topics
 from tests.support import events
 from tests.support.pipeline import T0
 from tests.support.sites import site
@@ -354,3 +354,36 @@ async def test_a_stream_with_records_unread_and_none_of_the_network_holds_it_for
     assert streams.partitions[0].watermark == -float("inf")  # the cases may still come: held
     await streams.handle(calls.add(range(20, 40)))  # 39 minutes of calls: more than the gap (30)
     assert streams.partitions[0].watermark == (T0 + timedelta(minutes=39)).timestamp() - IndicatorConfig().grace
+
+
+async def test_stage_two_rebuilt_after_a_restart_leaves_out_a_batch_read_before_the_seek_and_loses_nothing() -> None:
+    """On assignment, stage 2 reads the compacted partial sums again from their first offset. A batch
+    the consumer read before seeking back (from where it stood) must not end the rebuild early nor
+    push out what comes from the start (it used to: a closed hour of one source went missing from a
+    department's sum after the indicators were killed and restarted)."""
+    calls, sink = Calls(), FakeSink()
+    streams = _streams(calls, sink)
+    await streams.assign([0])
+    for start in range(0, 90, 30):
+        await streams.handle(calls.add(range(start, start + 30)))
+        await streams.tick()
+    values = [value for topic, value in sink.sent if topic == "partials" and value]
+    records = [Record("partials", 0, offset, None, value) for offset, value in enumerate(values)]
+    assert len(records) > 4
+
+    reference = Aggregation(TOPICS, FakeSink(), IndicatorMetrics(CollectorRegistry()))
+    await reference.assign({0: len(records)}, {0: 0})
+    await reference.handle(records)
+
+    restarted = Aggregation(TOPICS, FakeSink(), IndicatorMetrics(CollectorRegistry()))
+    await restarted.assign({0: len(records)}, {0: 0})
+    await restarted.handle(records[-2:])  # read from the old position, before the seek to offset 0
+    assert 0 in restarted.catching_up  # not taken for the end of the rebuild
+    await restarted.handle(records)  # from the first offset, after the seek
+    assert 0 not in restarted.catching_up
+    built, expected = restarted.aggregators[0], reference.aggregators[0]
+    assert built.as_of == expected.as_of is not None
+    assert {scope: sorted(entry.hours) for scope, entry in built.scopes.items()} == {
+        scope: sorted(entry.hours) for scope, entry in expected.scopes.items()
+    }
+    assert [s.numerator for s in built.snapshots()] == [s.numerator for s in expected.snapshots()]

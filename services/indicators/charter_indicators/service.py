@@ -499,25 +499,34 @@ class Aggregation:
         self.metrics = metrics
         self.aggregators: dict[int, Aggregator] = {}
         self.catching_up: dict[int, int] = {}
+        #: partitions being read again from their first offset: records read before the consumer
+        #: went back there (offsets above it) are left out, they come again in order
+        self.rebuilding: dict[int, int] = {}
         self.encoder = SnapshotEncoder()
         self.lock = asyncio.Lock()
 
-    async def assign(self, ends: dict[int, int]) -> None:
-        """Start owning partitions; they are read from the beginning up to ``ends`` before publishing."""
+    async def assign(self, ends: dict[int, int], starts: dict[int, int] | None = None) -> None:
+        """Start owning partitions; they are read from ``starts`` (the first offsets) up to ``ends``
+        before publishing. Call before the consumer seeks to ``starts``: a batch it read before
+        the seek is then left out rather than mixed into (or lost from) the rebuilt scopes."""
         sources = len(await self.sink.partitions(self.topics.calls))
         async with self.lock:
             for q, end in ends.items():
                 self.aggregators[q] = Aggregator(sources)
-                if end > 0:
+                start = (starts or {}).get(q, 0)
+                if end > start:
                     self.catching_up[q] = end
+                    self.rebuilding[q] = start
                 else:
                     self.catching_up.pop(q, None)
+                    self.rebuilding.pop(q, None)
 
     async def revoke(self, partitions: Iterable[int]) -> None:
         async with self.lock:
             for q in partitions:
                 aggregator = self.aggregators.pop(q, None)
                 self.catching_up.pop(q, None)
+                self.rebuilding.pop(q, None)
                 if aggregator is not None:
                     self.metrics.forget(list(aggregator.scopes))
 
@@ -531,6 +540,11 @@ class Aggregation:
                 aggregator = self.aggregators.get(q)
                 if aggregator is None:
                     continue
+                start = self.rebuilding.get(q)
+                if start is not None:
+                    if record.offset > start:
+                        continue  # read before the seek back to the first offset: it comes again, in order
+                    del self.rebuilding[q]
                 if record.value is not None:
                     data = decode_internal(record.value)
                     source = data["source"]
