@@ -387,3 +387,25 @@ async def test_stage_two_rebuilt_after_a_restart_leaves_out_a_batch_read_before_
         scope: sorted(entry.hours) for scope, entry in expected.scopes.items()
     }
     assert [s.numerator for s in built.snapshots()] == [s.numerator for s in expected.snapshots()]
+
+
+async def test_a_stream_without_events_holds_a_network_for_the_idle_period_after_it_is_first_heard_of() -> None:
+    """Ingest writes the canonical topics one after the other: the first cases may come a moment
+    after calls of later minutes. They are not late; a stream still silent after the idle period is
+    left out (a network may send no cases at all)."""
+    calls, sink = Calls(), FakeSink()
+    wall = [1000.0]
+    streams = _streams(calls, sink, idle_seconds=10.0, clock=lambda: wall[0])
+    await streams.assign([0])
+    await streams.handle(calls.add(range(10)))
+    state = streams.partitions[0]
+    assert state.watermark == -float("inf")  # counters and cases not heard of yet: held
+
+    wall[0] += 3.0
+    case = events.case(T0 + timedelta(minutes=1), site_id="caf-1")
+    await streams.handle([Record("cases", 0, 0, b"caf-1", events.encode(case))])
+    assert not [value for topic, value in sink.sent if topic == "dead-letter"]  # counted, not late
+
+    wall[0] += 10.0  # the counters stream stays silent: left out, time moves on
+    await streams.tick()
+    assert state.watermark == (T0 + timedelta(minutes=1)).timestamp() - IndicatorConfig().grace

@@ -153,6 +153,8 @@ class SiteStreams:
         #: topic-partitions since (wall clock): the idle clock
         self.assigned: dict[int, float] = {}
         self.heard: dict[tuple[int, str], dict[str, float]] = {}
+        #: when each network was first heard of on a partition since it was assigned
+        self.first_heard: dict[tuple[int, str], float] = {}
         self.lock = asyncio.Lock()
         self.saving = asyncio.Lock()
         self.encoder = SnapshotEncoder()
@@ -226,6 +228,8 @@ class SiteStreams:
                 self._round_started.pop(p, None)
                 self._round_as_of.pop(p, None)
                 self.assigned.pop(p, None)
+                for key in [key for key in self.first_heard if key[0] == p]:
+                    del self.first_heard[key]
                 for topic in self.topics.canonical:
                     self.heard.pop((p, topic), None)
         return commits
@@ -357,22 +361,33 @@ class SiteStreams:
 
         A stream is behind while its topic-partition has records not read yet (whichever network
         they are of); read up to date, a network's stream silent for ``idle_seconds`` follows
-        the wall clock from its latest event.
+        the wall clock from its latest event. A network's stream that never had an event holds
+        its time for ``idle_seconds`` after the network is first heard of, even read up to date:
+        ingest writes the three canonical topics one after the other, and the first cases used
+        to be late against calls written a moment before them.
         """
         for p, partition in self.partitions.items():
             unread = [topic for topic in self.topics.canonical if self._unread(p, topic)]
             behind = [self.topics.stream(topic) for topic in unread]
             for network, state in partition.networks.items():
                 clock = {}
+                waiting = behind
+                first = self.first_heard.get((p, network))
+                if first is None and any(network in self.heard[(p, topic)] for topic in self.topics.canonical):
+                    first = self.first_heard[(p, network)] = now
+                starting = first is not None and now - first < self.idle_seconds
                 for topic in self.topics.canonical:
                     if topic in unread:
                         continue
                     stream = self.topics.stream(topic)
+                    if starting and stream not in state.stream_max:
+                        waiting = [*waiting, stream]
+                        continue
                     last = self.heard[(p, topic)].get(network, self.assigned[p])
                     moved = idle_time(state.stream_max.get(stream), last, now)
                     if self.idle_seconds and now - last >= self.idle_seconds and moved is not None:
                         clock[stream] = moved
-                state.progress(behind, clock, hold=self.max_flush_gap)
+                state.progress(waiting, clock, hold=self.max_flush_gap)
             partition.keep_up()
 
     def _registry(self, state: Partition, record: Any) -> None:
