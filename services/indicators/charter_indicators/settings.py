@@ -45,7 +45,8 @@ class IndicatorsSettings(ServiceSettings):
         default=10.0,
         ge=0,
         description="A stream read up to date with no event for this long advances with the wall clock "
-        "(time passes); 0 disables it, for replays of old history.",
+        "(time passes), and a network just heard of waits this long for its streams that have no event yet; "
+        "0 disables both, for replays of old history.",
     )
     stale_after_seconds: float = Field(
         default=43200.0,
