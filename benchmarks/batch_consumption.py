@@ -41,13 +41,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import FAKE_CONSUMER
 
 from benchmarks.harness import broker, fresh_names, machine
 from benchmarks.indicators import PARTITIONS, load
-from benchmarks.workload import Workload, create_topics
+from benchmarks.workload import Workload, create_topics, produce
 from charter_contracts.topics import EventKind, TopicNames
 from charter_runtime.kafka import BatchHandler, batch_subscriber, make_broker
 
@@ -189,37 +189,7 @@ def load_with_headers(bootstrap: str, workload: Workload) -> tuple[TopicNames, i
 
     async def run() -> int:
         await create_topics(bootstrap, names, PARTITIONS)
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, max_batch_size=512 * 1024, acks=1)
-        await producer.start()
-        try:
-            await asyncio.gather(
-                *[
-                    await producer.send(names.sites, site.model_dump_json().encode(), key=site.site_id.encode())
-                    for site in workload.site_records()
-                ]
-            )
-            partitioner = producer._partitioner
-            every = list(range(PARTITIONS))
-            batches: dict[tuple[str, int], Any] = {}
-            futures = []
-            count = 0
-            for kind, key, value in workload.records():
-                topic = names.canonical(kind)
-                partition = partitioner(key, every, every)
-                batch = batches.get((topic, partition))
-                if batch is None:
-                    batch = batches[(topic, partition)] = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None, headers=INGEST_HEADERS) is None:
-                    futures.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = batches[(topic, partition)] = producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None, headers=INGEST_HEADERS)
-                count += 1
-            for (topic, partition), batch in batches.items():
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-        return count
+        return await produce(bootstrap, names, workload, PARTITIONS, headers=INGEST_HEADERS)
 
     return names, asyncio.run(run())
 

@@ -146,9 +146,10 @@ async def produce(
     *,
     events: slice = slice(None),
     registry: bool = True,
+    headers: list[tuple[str, bytes]] | None = None,
 ) -> int:
-    """Publish the registry then the ``events`` of the workload (all by default), batched per partition;
-    returns the event count."""
+    """Publish the registry then the ``events`` of the workload (all by default), batched per partition,
+    each record with ``headers`` if given; returns the event count."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, max_batch_size=512 * 1024, acks=1)
     await producer.start()
     try:
@@ -168,10 +169,10 @@ async def produce(
             batch = batches.get((topic, partition))
             if batch is None:
                 batch = batches[(topic, partition)] = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:  # type: ignore[attr-defined]
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # type: ignore[attr-defined]
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = batches[(topic, partition)] = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
+                batch.append(key=key, value=value, timestamp=None, headers=headers)
             count += 1
         for (topic, partition), batch in batches.items():
             futures.append(await producer.send_batch(batch, topic, partition=partition))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from pydantic import ValidationError
@@ -119,6 +119,7 @@ def _convert(text: str) -> float:
 # of decoding). Setting the slots directly makes the same object; done only when the class is
 # exactly the fields below (checked at import; otherwise its constructor is used).
 
+T = TypeVar("T")
 _new: Any = object.__new__  # typed Any: it makes instances of the class it is given
 _Setter = Callable[[object, object], None]
 
@@ -133,52 +134,30 @@ def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[_Setter, ...] | No
     return tuple(cls.__dict__[name].__set__ for name in names) if plain else None
 
 
-def _call_builder() -> Callable[[str, str, str, float, float | None, float, bool], Call]:
-    setters = _slot_setters(Call, ("event_id", "network", "site_id", "t", "answered", "ended", "ivr_only"))
+def _builder(cls: type[T], names: tuple[str, ...]) -> Callable[..., T]:
+    """A function of the seven fields in ``names`` that makes a ``cls`` through its slots
+    (its constructor when the class is not exactly those fields)."""
+    setters = _slot_setters(cls, names)
     if setters is None:
-        return Call
+        return cls
     s0, s1, s2, s3, s4, s5, s6 = setters
 
-    def build(
-        event_id: str, network: str, site_id: str, t: float, answered: float | None, ended: float, ivr_only: bool
-    ) -> Call:
-        call: Call = _new(Call)
-        s0(call, event_id)
-        s1(call, network)
-        s2(call, site_id)
-        s3(call, t)
-        s4(call, answered)
-        s5(call, ended)
-        s6(call, ivr_only)
-        return call
+    def build(a: object, b: object, c: object, d: object, e: object, f: object, g: object) -> T:
+        made: T = _new(cls)
+        s0(made, a)
+        s1(made, b)
+        s2(made, c)
+        s3(made, d)
+        s4(made, e)
+        s5(made, f)
+        s6(made, g)
+        return made
 
     return build
 
 
-def _case_builder() -> Callable[[str, str, str, float, float, str, int | None], Case]:
-    setters = _slot_setters(Case, ("event_id", "network", "site_id", "t", "submitted", "procedure", "deadline_days"))
-    if setters is None:
-        return Case
-    s0, s1, s2, s3, s4, s5, s6 = setters
-
-    def build(
-        event_id: str, network: str, site_id: str, t: float, submitted: float, procedure: str, deadline: int | None
-    ) -> Case:
-        case: Case = _new(Case)
-        s0(case, event_id)
-        s1(case, network)
-        s2(case, site_id)
-        s3(case, t)
-        s4(case, submitted)
-        s5(case, procedure)
-        s6(case, deadline)
-        return case
-
-    return build
-
-
-_build_call = _call_builder()
-_build_case = _case_builder()
+_build_call = _builder(Call, ("event_id", "network", "site_id", "t", "answered", "ended", "ivr_only"))
+_build_case = _builder(Case, ("event_id", "network", "site_id", "t", "submitted", "procedure", "deadline_days"))
 
 
 # -- decoding ----------------------------------------------------------------------------------
@@ -187,40 +166,44 @@ _build_case = _case_builder()
 def decode_event(raw: bytes) -> DomainEvent:
     """The domain form of one canonical event; raises ``UndecodableError`` with a reason."""
     try:
-        event: Any = _decode(raw)
-        kind = event.__class__
-        seconds = _canonical.get  # canonical whole seconds: one lookup (never 0.0, so ``or`` is safe)
-        if kind is _Call:
-            answered = event.answered_at
-            return _build_call(
-                event.event_id,
-                event.network,
-                event.site_id,
-                seconds(event.received_at) or _convert(event.received_at),
-                None if answered is None else seconds(answered) or _convert(answered),
-                seconds(event.ended_at) or _convert(event.ended_at),
-                event.ivr_only,
-            )
-        if kind is _Case:
-            return _build_case(
-                event.event_id,
-                event.network,
-                event.site_id,
-                seconds(event.completed_at) or _convert(event.completed_at),
-                seconds(event.submitted_at) or _convert(event.submitted_at),
-                event.procedure,
-                event.deadline_days,
-            )
-        return CounterChange(
+        return from_struct(_decode(raw))
+    except (msgspec.DecodeError, ValueError):  # msgspec.ValidationError is a DecodeError
+        return validated(raw)
+
+
+def from_struct(event: Any) -> DomainEvent:
+    """The domain event of one decoded ``msgspec`` struct; ``ValueError`` for an instant it cannot read."""
+    kind = event.__class__
+    seconds = _canonical.get  # canonical whole seconds: one lookup (never 0.0, so ``or`` is safe)
+    if kind is _Call:
+        answered = event.answered_at
+        return _build_call(
             event.event_id,
             event.network,
             event.site_id,
-            instant(event.occurred_at),
-            kind is _CounterOpened,
-            event.counter_id,
+            seconds(event.received_at) or _convert(event.received_at),
+            None if answered is None else seconds(answered) or _convert(answered),
+            seconds(event.ended_at) or _convert(event.ended_at),
+            event.ivr_only,
         )
-    except (msgspec.DecodeError, ValueError):  # msgspec.ValidationError is a DecodeError
-        return validated(raw)
+    if kind is _Case:
+        return _build_case(
+            event.event_id,
+            event.network,
+            event.site_id,
+            seconds(event.completed_at) or _convert(event.completed_at),
+            seconds(event.submitted_at) or _convert(event.submitted_at),
+            event.procedure,
+            event.deadline_days,
+        )
+    return CounterChange(
+        event.event_id,
+        event.network,
+        event.site_id,
+        instant(event.occurred_at),
+        kind is _CounterOpened,
+        event.counter_id,
+    )
 
 
 def validated(raw: bytes) -> DomainEvent:
