@@ -175,6 +175,10 @@ async def _undecoded(message: Any) -> Any:
     return message.raw_message
 
 
+#: How long a batch subscriber's poll waits for records (then as long again asleep: FastStream's loop).
+BATCH_POLL_MS = 20
+
+
 def batch_subscriber(
     broker: KafkaBroker,
     *topic_names: str,
@@ -215,6 +219,10 @@ def batch_subscriber(
         group_id=group_id,
         batch=True,
         max_records=max_records,
+        # FastStream sleeps ``batch_timeout_ms`` more after a poll that found nothing (200 ms each by
+        # default): records arriving after a quiet spell waited up to 400 ms. A short poll: getmany
+        # returns as soon as records are there, and a quiet consumer wakes every 2 x 20 ms
+        batch_timeout_ms=BATCH_POLL_MS,
         auto_offset_reset="earliest",
         ack_policy=ack_policy,
         decoder=_undecoded,
