@@ -6,6 +6,8 @@ import math
 
 import httpx
 from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -175,3 +177,66 @@ def test_the_most_watched_scopes_can_be_published_before_the_others_and_none_is_
     assert {(s.network, s.department) for s in rest} == {("caf", "75")}
     assert AS_OF - 10800 in {s.window_start for s in rest if s.window == "hour"}  # not pruned in between
     assert aggregator.snapshots() == []
+
+
+def _parts(calls: float) -> dict[str, object]:
+    vector = [calls] * GROUP_WIDTH
+    return {"w": {name: list(vector) for name in ("15m", "1h", "today", "7d")}, "live": [0.0] * LIVE_WIDTH}
+
+
+def test_scopes_a_source_moved_on_alone_wait_for_the_minute_that_every_source_reached() -> None:
+    """As a minute closes the sources report one after the other: summing every scope again at each
+    report cost more than the minute itself. Asked for new minutes only, a scope whose parts changed
+    while the minute did not waits; it goes out once every source reached the minute, or when asked
+    without the flag (a source that stays behind does not hold the others' figures for good)."""
+    aggregator = Aggregator(sources=2)
+    for source in (0, 1):
+        aggregator.update(("caf", "75"), source, {**_parts(1.0), "hour": {}, "day": {}})
+        aggregator.update_progress(source, AS_OF)
+    assert {s.as_of for s in aggregator.snapshots()} == {AS_OF}
+
+    aggregator.update(("caf", "75"), 0, {**_parts(2.0), "hour": {}, "day": {}})
+    aggregator.update_progress(0, AS_OF + 60)  # source 1 is still at AS_OF
+    assert aggregator.snapshots(new_minute_only=True) == []
+    assert aggregator.due()
+    assert not aggregator.due(new_minute_only=True)
+
+    aggregator.update(("caf", "75"), 1, {**_parts(2.0), "hour": {}, "day": {}})
+    aggregator.update_progress(1, AS_OF + 60)
+    out = aggregator.snapshots(new_minute_only=True)
+    offered = {s.numerator for s in out if s.indicator == "pickup_rate" and s.window == "1h"}
+    assert {s.as_of for s in out} == {AS_OF + 60}
+    assert offered == {4.0}
+    assert not aggregator.due()
+
+    aggregator.update(("caf", "75"), 0, {**_parts(3.0), "hour": {}, "day": {}})  # a revision, same minute
+    assert aggregator.snapshots(new_minute_only=True) == []
+    revised = aggregator.snapshots()
+    assert {s.numerator for s in revised if s.indicator == "pickup_rate" and s.window == "1h"} == {5.0}
+
+
+@given(
+    scopes=st.sets(st.sampled_from(["01", "13", "2A", "33", "59", "69", "75", "971"]), min_size=1),
+    limit=st.integers(1, 5),
+)
+def test_publishing_in_slices_gives_what_one_call_gives(scopes: set[str], limit: int) -> None:
+    """Stage 2 publishes a few scopes at a time, letting other work in between: the slices add up to
+    the whole, in the same order, and a closed hour is kept until every scope has been given it."""
+
+    def build() -> Aggregator:
+        aggregator = Aggregator(sources=1)
+        hour = {AS_OF - 10800: [1.0] * GROUP_WIDTH}
+        for department in sorted(scopes):
+            for network in ("caf", None):
+                aggregator.update((network, department), 0, {**_parts(1.0), "hour": dict(hour), "day": {}})
+        aggregator.update_progress(0, AS_OF)
+        return aggregator
+
+    whole = build().snapshots()
+    sliced, aggregator = [], build()
+    while aggregator.due():
+        part = aggregator.snapshots(limit=limit)
+        assert len({(s.network, s.department) for s in part}) <= limit
+        sliced += part
+    assert sliced == whole
+    assert sum(1 for s in sliced if s.window == "hour" and s.window_start == AS_OF - 10800) == len(scopes) * 2 * 3

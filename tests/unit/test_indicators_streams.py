@@ -4,13 +4,14 @@ for a flush, and the flush brings the minutes kept in memory back to the last ho
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry
 
 from charter_indicators.domain.partition import IndicatorConfig
+from charter_indicators.encoding import encode_partial, encode_progress
 from charter_indicators.kafka_io import Checkpoint
 from charter_indicators.metrics import IndicatorMetrics
 from charter_indicators.service import Aggregation, SiteStreams, Topics
@@ -404,3 +405,53 @@ async def test_a_stream_without_events_holds_a_network_for_the_idle_period_after
     wall[0] += 10.0  # the counters stream stays silent: left out, time moves on
     await streams.tick()
     assert state.watermark == (T0 + timedelta(minutes=1)).timestamp() - IndicatorConfig().grace
+
+
+async def test_stage_two_publishes_a_minute_once_every_source_reached_it_and_a_lone_change_after_a_while() -> None:
+    """Live, the 24 sources of a minute report within a few hundred milliseconds: the scopes go out once,
+    when the last one has, instead of being summed again at each report (which held back the report
+    that completes the minute). A change no minute follows (a source stuck behind, a registry change)
+    still goes out, once it has waited ``refresh_seconds``."""
+    sink, now = FakeSink(), [0.0]
+    aggregation = Aggregation(
+        TOPICS, sink, IndicatorMetrics(CollectorRegistry()), refresh_seconds=5.0, clock=lambda: now[0]
+    )
+    await aggregation.assign({0: 0})
+    parts = {"w": {"1h": [0.0, 0.0, 3.0]}, "live": [], "hour": {}, "day": {}}
+    offset = iter(range(1000))
+
+    def partial(source: str, department: str) -> Record:
+        return Record("partials", 0, next(offset), None, encode_partial(source, ("caf", department), parts))
+
+    def progress(source: str, as_of: float) -> Record:
+        return Record("partials", 0, next(offset), None, encode_progress(source, as_of))
+
+    def published() -> set[tuple[str | None, float]]:
+        documents = [orjson.loads(value) for _, value in sink.sent if value]
+        sink.sent.clear()
+        return {(d["scope"]["department"], datetime.fromisoformat(d["as_of"]).timestamp()) for d in documents}
+
+    as_of = T0.timestamp()
+    assert await aggregation.handle([partial(s, d) for s in ("0/caf", "1/caf") for d in ("75", "13")]) is False
+    assert await aggregation.handle([progress("0/caf", as_of), progress("1/caf", as_of)]) is True
+    await aggregation.tick()
+    assert published() == {("75", as_of), ("13", as_of)}
+
+    # source 0 reaches the next minute, source 1 not yet: nothing goes out
+    await aggregation.handle([partial("0/caf", "75"), progress("0/caf", as_of + 60)])
+    await aggregation.tick()
+    assert published() == set()
+    # source 1 too: the minute goes out, every scope once
+    assert await aggregation.handle([partial("1/caf", "75"), progress("1/caf", as_of + 60)]) is True
+    await aggregation.tick()
+    assert published() == {("75", as_of + 60), ("13", as_of + 60)}
+
+    # a change no minute follows waits refresh_seconds, then goes out
+    await aggregation.handle([partial("0/caf", "13")])
+    await aggregation.tick()
+    now[0] += 4.0
+    await aggregation.tick()
+    assert published() == set()
+    now[0] += 1.5
+    await aggregation.tick()
+    assert {department for department, _ in published()} == {"13"}

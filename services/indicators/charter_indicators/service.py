@@ -61,6 +61,10 @@ from charter_indicators.metrics import IndicatorMetrics
 
 log = logging.getLogger(__name__)
 
+#: How long stage 2 holds back the scopes whose parts changed while their minute did not (seconds).
+REFRESH_SECONDS = 5.0
+#: Scopes one slice of stage 2's publishing sums (a few milliseconds each).
+SCOPE_SLICE = 50
 #: Sites whose current windows one tick publishes (a round over all of them spans several ticks).
 ROUND_SLICE = 500
 
@@ -508,10 +512,22 @@ class SiteStreams:
 class Aggregation:
     """Stage 2: the scopes of the partial-sums partitions this instance owns."""
 
-    def __init__(self, topics: Topics, sink: Sink, metrics: IndicatorMetrics) -> None:
+    def __init__(
+        self,
+        topics: Topics,
+        sink: Sink,
+        metrics: IndicatorMetrics,
+        *,
+        refresh_seconds: float = REFRESH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.topics = topics
         self.sink = sink
         self.metrics = metrics
+        self.refresh_seconds = refresh_seconds
+        self.clock = clock
+        #: since when scopes whose parts alone changed have been waiting (None: none is)
+        self._held_since: float | None = None
         self.aggregators: dict[int, Aggregator] = {}
         self.catching_up: dict[int, int] = {}
         #: partitions being read again from their first offset: records read before the consumer
@@ -584,21 +600,40 @@ class Aggregation:
                 aggregator.republish()
 
     async def tick(self) -> None:
-        """Publish the scopes that changed (of the partitions read up to date) and export them."""
+        """Publish the scopes that changed (of the partitions read up to date) and export them.
+
+        Those whose minute moved on go out at once; those whose parts alone changed (some
+        sources ahead of the others, a registry change) once they have waited
+        ``refresh_seconds``: as a minute closes the sources report one after the other, and
+        the scopes are summed once all have, not again at each report.
+        """
+        refresh = self._held_since is not None and self.clock() - self._held_since >= self.refresh_seconds
+        # the nation and the networks first, out before the departments are even computed
+        for ranks in ((0, 1), (2, 3)):
+            for q in sorted(self.aggregators):
+                while True:
+                    async with self.lock:
+                        aggregator = self.aggregators.get(q)
+                        if aggregator is None or q in self.catching_up:
+                            break
+                        snapshots = aggregator.snapshots(ranks, new_minute_only=not refresh, limit=SCOPE_SLICE)
+                        self.metrics.observe(snapshots)
+                        for snapshot in snapshots:
+                            value = self.encoder.encode(snapshot)
+                            await self.sink.send(self.topics.indicators, snapshot_key(snapshot), value)
+                            await self.sink.send(self.topics.latest, latest_key(snapshot), value)
+                        if not aggregator.due(ranks, new_minute_only=not refresh):
+                            break
+                    # a slice at a time: events, and the partial sums that complete a minute, go in between
+                    await asyncio.sleep(0)
+            if ranks == (0, 1):
+                await self.sink.flush()
         async with self.lock:
-            # the nation and the networks first, out before the departments are even computed
-            for ranks in ((0, 1), (2, 3)):
-                for q, aggregator in sorted(self.aggregators.items()):
-                    if q in self.catching_up:
-                        continue
-                    snapshots = aggregator.snapshots(ranks)
-                    self.metrics.observe(snapshots)
-                    for snapshot in snapshots:
-                        value = self.encoder.encode(snapshot)
-                        await self.sink.send(self.topics.indicators, snapshot_key(snapshot), value)
-                        await self.sink.send(self.topics.latest, latest_key(snapshot), value)
-                if ranks == (0, 1):
-                    await self.sink.flush()
+            held = any(aggregator.due() for q, aggregator in self.aggregators.items() if q not in self.catching_up)
+            if not held:
+                self._held_since = None
+            elif self._held_since is None or refresh:
+                self._held_since = self.clock()
         await self.sink.flush()
 
 

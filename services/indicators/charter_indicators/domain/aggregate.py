@@ -118,11 +118,19 @@ class Aggregator:
             del self.scopes[scope]
         return dropped
 
-    def snapshots(self, ranks: Container[int] = (0, 1, 2, 3)) -> list[SnapshotValue]:
+    def snapshots(
+        self, ranks: Container[int] = (0, 1, 2, 3), *, new_minute_only: bool = False, limit: int | None = None
+    ) -> list[SnapshotValue]:
         """Snapshots of the scopes whose parts or ``as_of`` changed since they were last asked for.
 
         ``ranks``: only the nation (0), the networks (1), departments (2), departments of a
         network (3); the most watched can be asked for (and published) before the rest.
+        ``new_minute_only``: only the scopes whose ``as_of`` moved; those whose parts alone
+        changed (sources one by one reaching a minute the others have not) wait for the
+        next call without it. Summing every scope again as each source reports costs more
+        than the minute itself, and holds back the source that completes it. ``limit``: at
+        most that many scopes (``due`` tells whether more are waiting), so that the caller
+        can let other work in between.
         """
         as_of = self.as_of
         if as_of is None:
@@ -131,16 +139,29 @@ class Aggregator:
         for scope, entry in sorted(self.scopes.items(), key=_rank):
             if _rank((scope, entry)) not in ranks:
                 continue
-            if not entry.dirty and entry.emitted_as_of == as_of:
+            if entry.emitted_as_of == as_of and (not entry.dirty or new_minute_only):
                 continue
+            if limit is not None:
+                if limit <= 0:
+                    break
+                limit -= 1
             out.extend(self._scope_snapshots(scope, entry, as_of))
             entry.dirty = False
             entry.emitted_as_of = as_of
             entry.dirty_hours.clear()
             entry.dirty_days.clear()
-        if _LAST_RANK in ranks:  # every rank has had its turn: buckets final for all can go
+        # every rank has had its turn and no scope holds changes back: buckets final for all can go
+        if _LAST_RANK in ranks and not any(entry.dirty for entry in self.scopes.values()):
             self._prune_all()
         return out
+
+    def due(self, ranks: Container[int] = (0, 1, 2, 3), *, new_minute_only: bool = False) -> bool:
+        """Scopes ``snapshots`` would return, called the same way."""
+        as_of = self.as_of
+        return as_of is not None and any(
+            (entry.emitted_as_of != as_of or (entry.dirty and not new_minute_only)) and _rank((scope, entry)) in ranks
+            for scope, entry in self.scopes.items()
+        )
 
     def _scope_snapshots(self, scope: ScopeKey, entry: _Scope, as_of: float) -> list[SnapshotValue]:
         network, department = scope
