@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from charter_indicators.kafka_io import BulkProducer
+import pytest
+
+from charter_indicators.kafka_io import BulkProducer, UndeliveredError
 
 
 class FakeBatch:
@@ -65,3 +67,33 @@ async def test_concurrent_senders_ship_each_batch_once_and_every_record() -> Non
         f"{name}-{i}".encode() for name in ("flush", "dead-letter", "checkpoint") for i in range(50)
     )
     assert producer.records == 150
+
+
+class StuckProducer(FakeProducer):
+    """Never gets room for a batch (a broker that stopped answering)."""
+
+    async def send_batch(self, batch: FakeBatch, topic: str, partition: int) -> asyncio.Future[Any]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def stop(self) -> None:
+        return None
+
+
+async def test_a_flush_cancelled_mid_send_fails_the_next_flush_with_an_error_of_its_own() -> None:
+    """At shutdown the clock is cancelled in the middle of a flush, then the state is saved: that
+    save's flush must fail (the records may not have left, so no checkpoint over them) with an
+    ordinary error the shutdown handles, not with the clock's CancelledError (which made the
+    service's shutdown fail)."""
+    producer = BulkProducer("unused:9092", client_id="test")
+    producer._started = StuckProducer()
+    await producer.send("topic", b"k", b"v", partition=0)
+    clock = asyncio.create_task(producer.flush())
+    await asyncio.sleep(0.01)
+    clock.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await clock
+
+    with pytest.raises(UndeliveredError):
+        await producer.flush()
+    assert not producer.running  # dropped: the next start gets a new producer id

@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 900_000
 
 
+class UndeliveredError(RuntimeError):
+    """Records were queued but their sending was interrupted: they may not have reached Kafka."""
+
+
 class BulkProducer:
     """Queues records per topic-partition in record batches; ``flush`` sends them and awaits the acks."""
 
@@ -134,7 +138,10 @@ class BulkProducer:
                 delivery = await self._producer.send_batch(batch, slot[0], partition=slot[1])
         except BaseException as exc:
             self.broken = True
-            acked.set_exception(exc)
+            # the batch may not have left: the next flush fails (no state is saved over outputs not known
+            # to be delivered), with an error of its own rather than the cancellation of the task that sent
+            # it (a shutdown cancelling the clock mid-send failed on that CancelledError when saving state)
+            acked.set_exception(exc if isinstance(exc, Exception) else UndeliveredError(f"sending to {slot} stopped"))
             raise
         delivery.add_done_callback(lambda done: self._settle(acked, done))
 
