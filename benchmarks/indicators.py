@@ -269,8 +269,10 @@ async def _latency(
     )
 
 
-#: Closed minutes of the latency run left out as the service's warm-up.
-WARM_UP_MINUTES = 2
+#: Closed minutes of the latency run left out as the service's warm-up: 15 s, past the service's start-up
+#: hold (a network's streams without events yet wait ``idle_seconds``, 10 s, after its first event) and
+#: its first flushes over every site.
+WARM_UP_MINUTES = 3
 #: Calls of the latency run: answered after 2 s, ended 3 s later.
 CALL_SECONDS = 5.0
 
