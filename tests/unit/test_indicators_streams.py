@@ -407,11 +407,11 @@ async def test_a_stream_without_events_holds_a_network_for_the_idle_period_after
     assert state.watermark == (T0 + timedelta(minutes=1)).timestamp() - IndicatorConfig().grace
 
 
-async def test_stage_two_publishes_a_minute_once_every_source_reached_it_and_a_lone_change_after_a_while() -> None:
+async def test_stage_two_publishes_a_closing_minute_once_every_source_reached_it() -> None:
     """Live, the 24 sources of a minute report within a few hundred milliseconds: the scopes go out once,
     when the last one has, instead of being summed again at each report (which held back the report
-    that completes the minute). A change no minute follows (a source stuck behind, a registry change)
-    still goes out, once it has waited ``refresh_seconds``."""
+    that completes the minute). A revision while every source is at the same minute goes out at once;
+    what sources ahead sent while another stays behind, once it has waited ``refresh_seconds``."""
     sink, now = FakeSink(), [0.0]
     aggregation = Aggregation(
         TOPICS, sink, IndicatorMetrics(CollectorRegistry()), refresh_seconds=5.0, clock=lambda: now[0]
@@ -446,12 +446,16 @@ async def test_stage_two_publishes_a_minute_once_every_source_reached_it_and_a_l
     await aggregation.tick()
     assert published() == {("75", as_of + 60), ("13", as_of + 60)}
 
-    # a change no minute follows waits refresh_seconds, then goes out
+    # every source at the same minute: a revision goes out at once
     await aggregation.handle([partial("0/caf", "13")])
+    await aggregation.tick()
+    assert published() == {("13", as_of + 60)}
+    # a minute closing and a source that stays behind: what the others sent waits refresh_seconds, no more
+    await aggregation.handle([partial("0/caf", "75"), progress("0/caf", as_of + 120)])
     await aggregation.tick()
     now[0] += 4.0
     await aggregation.tick()
     assert published() == set()
     now[0] += 1.5
     await aggregation.tick()
-    assert {department for department, _ in published()} == {"13"}
+    assert published() == {("75", as_of + 60)}

@@ -62,7 +62,7 @@ from charter_indicators.metrics import IndicatorMetrics
 log = logging.getLogger(__name__)
 
 #: How long stage 2 holds back the scopes whose parts changed while their minute did not (seconds).
-REFRESH_SECONDS = 5.0
+REFRESH_SECONDS = 1.0
 #: Scopes one slice of stage 2's publishing sums (a few milliseconds each).
 SCOPE_SLICE = 50
 #: Sites whose current windows one tick publishes (a round over all of them spans several ticks).
@@ -602,10 +602,12 @@ class Aggregation:
     async def tick(self) -> None:
         """Publish the scopes that changed (of the partitions read up to date) and export them.
 
-        Those whose minute moved on go out at once; those whose parts alone changed (some
-        sources ahead of the others, a registry change) once they have waited
-        ``refresh_seconds``: as a minute closes the sources report one after the other, and
-        the scopes are summed once all have, not again at each report.
+        Those whose minute moved on go out at once, and so do changes while every source is
+        at the same minute (a revision, a registry change). While a minute is closing (some
+        sources reached it, others not yet) the scopes whose parts alone changed wait, at
+        most ``refresh_seconds``: the sources report one after the other within a few
+        hundred milliseconds, and the scopes are summed once all have, not again at each
+        report; a source that stays behind holds nothing for longer than that.
         """
         refresh = self._held_since is not None and self.clock() - self._held_since >= self.refresh_seconds
         # the nation and the networks first, out before the departments are even computed
@@ -616,13 +618,14 @@ class Aggregation:
                         aggregator = self.aggregators.get(q)
                         if aggregator is None or q in self.catching_up:
                             break
-                        snapshots = aggregator.snapshots(ranks, new_minute_only=not refresh, limit=SCOPE_SLICE)
+                        only_new = aggregator.closing and not refresh
+                        snapshots = aggregator.snapshots(ranks, new_minute_only=only_new, limit=SCOPE_SLICE)
                         self.metrics.observe(snapshots)
                         for snapshot in snapshots:
                             value = self.encoder.encode(snapshot)
                             await self.sink.send(self.topics.indicators, snapshot_key(snapshot), value)
                             await self.sink.send(self.topics.latest, latest_key(snapshot), value)
-                        if not aggregator.due(ranks, new_minute_only=not refresh):
+                        if not aggregator.due(ranks, new_minute_only=only_new):
                             break
                     # a slice at a time: events, and the partial sums that complete a minute, go in between
                     await asyncio.sleep(0)

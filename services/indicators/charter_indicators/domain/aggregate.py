@@ -73,6 +73,11 @@ class Aggregator:
         """Complete up to: the earliest ``as_of`` among the source partitions."""
         return min(self.progress.values()) if self.progress else None
 
+    @property
+    def closing(self) -> bool:
+        """Some sources reached a later minute than the others: that minute is closing."""
+        return bool(self.progress) and max(self.progress.values()) > min(self.progress.values())
+
     def update_progress(self, source: Source, as_of: float) -> None:
         """A source partition reached ``as_of``."""
         if as_of > self.progress.get(source, -1.0):
