@@ -77,7 +77,10 @@ def test_the_native_stack_starts_is_scraped_and_stops_leaving_nothing(tmp_path: 
     try:
 
         def all_up() -> bool:
-            result = httpx.get(f"{prometheus}/api/v1/query", params={"query": "up"}, timeout=3).json()
+            # Prometheus answers 503 until its storage is open; that is "not yet", not a failure.
+            answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": "up"}, timeout=3)
+            answer.raise_for_status()
+            result = answer.json()
             up = {r["metric"]["job"]: r["value"][1] for r in result["data"]["result"]}
             return all(up.get(name) == "1" for name in (*SERVICES, "prometheus", "alertmanager"))
 
