@@ -39,10 +39,15 @@ def _part(text: str) -> str | None:
 
 
 class LatestSnapshots:
-    """Latest snapshot per (indicator, scope, window), as the JSON published."""
+    """Latest snapshot per (indicator, scope, window), as the JSON published.
+
+    Held as the topic's own key and value bytes, nothing else: there is an entry per site,
+    indicator and window (about 20 per site), written at every flush and read only when the
+    API is asked, so the key is split when asked rather than kept split.
+    """
 
     def __init__(self) -> None:
-        self._entries: dict[bytes, Entry] = {}
+        self._entries: dict[bytes, bytes] = {}
         self.caught_up = False
 
     def __len__(self) -> int:
@@ -52,14 +57,10 @@ class LatestSnapshots:
         """One record of the latest topic (``value`` None: a tombstone)."""
         if value is None:
             self._entries.pop(key, None)
-            return
-        try:
-            indicator, scope, window = key.decode().split("|")
-            network, department, site_id = scope.split("/")
-        except ValueError:
+        elif key.count(b"|") == 2 and key.count(b"/") == 2:
+            self._entries[key] = value
+        else:
             log.warning("ignoring malformed key %r on the latest topic", key)
-            return
-        self._entries[key] = Entry(indicator, _part(network), _part(department), _part(site_id), window, value)
 
     def query(
         self,
@@ -71,18 +72,20 @@ class LatestSnapshots:
         window: str | None = None,
     ) -> Iterator[Entry]:
         """Entries matching every filter given: None matches anything, ``*`` only "aggregated over"."""
-        for entry in self._entries.values():
-            if indicator is not None and entry.indicator != indicator:
+        prefix = f"{indicator}|".encode() if indicator is not None else b""
+        suffix = f"|{window}".encode() if window is not None else b""
+        for key, value in list(self._entries.items()):
+            if not (key.startswith(prefix) and key.endswith(suffix)):
                 continue
-            if window is not None and entry.window != window:
+            name, scope, window_name = key.decode(errors="replace").split("|")
+            scope_network, scope_department, scope_site = (_part(text) for text in scope.split("/"))
+            if not _matches(scope_network, network):
                 continue
-            if not _matches(entry.network, network):
+            if not _matches(scope_department, department):
                 continue
-            if not _matches(entry.department, department):
+            if not _matches(scope_site, site_id):
                 continue
-            if not _matches(entry.site_id, site_id):
-                continue
-            yield entry
+            yield Entry(name, scope_network, scope_department, scope_site, window_name, value)
 
 
 def _matches(value: str | None, wanted: str | None) -> bool:

@@ -10,9 +10,10 @@ of the sources (each part is complete up to its own source's ``as_of``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from array import array
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from charter_contracts.sites import department_timezone
 from charter_indicators.domain.calendar import DAY, HOUR, MINUTE, local_days
@@ -31,12 +32,15 @@ from charter_indicators.domain.snapshots import (
 _PARIS = "Europe/Paris"
 _EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 Source = int | str
-Vectors = dict[Source, list[float]]
+#: parts as received, trailing zeros left out, in C doubles: an aggregator holds a vector per
+#: source, scope, window and bucket (millions in a replay), and a Python float is 24 bytes
+Vector: TypeAlias = "array[float]"
+Vectors: TypeAlias = "dict[Source, Vector]"
 
 
 @dataclass
 class _Procedure:
-    rolling: dict[Source, dict[str, list[float]]] = field(default_factory=dict)
+    rolling: dict[Source, dict[str, Vector]] = field(default_factory=dict)
     hours: dict[float, Vectors] = field(default_factory=dict)
     days: dict[int, Vectors] = field(default_factory=dict)
 
@@ -45,8 +49,8 @@ class _Procedure:
 class _Scope:
     """The latest parts of every source partition for one scope."""
 
-    rolling: dict[Source, dict[str, list[float]]] = field(default_factory=dict)
-    live: dict[Source, list[float]] = field(default_factory=dict)
+    rolling: dict[Source, dict[str, Vector]] = field(default_factory=dict)
+    live: dict[Source, Vector] = field(default_factory=dict)
     hours: dict[float, Vectors] = field(default_factory=dict)
     days: dict[int, Vectors] = field(default_factory=dict)
     procedures: dict[str, _Procedure] = field(default_factory=dict)
@@ -88,25 +92,25 @@ class Aggregator:
         entry = self.scopes.get(scope)
         if entry is None:
             entry = self.scopes[scope] = _Scope()
-        entry.rolling[source] = {name: _pad(vector) for name, vector in payload["w"].items()}
-        entry.live[source] = _pad(payload["live"], LIVE_WIDTH)
+        entry.rolling[source] = {name: _vector(vector) for name, vector in payload["w"].items()}
+        entry.live[source] = _vector(payload["live"])
         for hour, vector in payload["hour"].items():
             if float(hour) >= entry.pruned_hours:
-                entry.hours.setdefault(float(hour), {})[source] = _pad(vector)
+                entry.hours.setdefault(float(hour), {})[source] = _vector(vector)
                 entry.dirty_hours.add(float(hour))
         for day, vector in payload["day"].items():
             if int(day) >= entry.pruned_days:
-                entry.days.setdefault(int(day), {})[source] = _pad(vector)
+                entry.days.setdefault(int(day), {})[source] = _vector(vector)
                 entry.dirty_days.add(int(day))
         for label, part in (payload.get("procs") or {}).items():
             procedure = entry.procedures.setdefault(label, _Procedure())
-            procedure.rolling[source] = {name: _pad(vector) for name, vector in part["w"].items()}
+            procedure.rolling[source] = {name: _vector(vector) for name, vector in part["w"].items()}
             for hour, vector in part["hour"].items():
                 if float(hour) >= entry.pruned_hours:
-                    procedure.hours.setdefault(float(hour), {})[source] = _pad(vector)
+                    procedure.hours.setdefault(float(hour), {})[source] = _vector(vector)
             for day, vector in part["day"].items():
                 if int(day) >= entry.pruned_days:
-                    procedure.days.setdefault(int(day), {})[source] = _pad(vector)
+                    procedure.days.setdefault(int(day), {})[source] = _vector(vector)
         entry.dirty = True
 
     def republish(self) -> None:
@@ -271,12 +275,9 @@ def _ordered(by_source: dict[Source, Any]) -> list[Any]:
     return [by_source[source] for source in sorted(by_source, key=str)]
 
 
-def _pad(vector: list[float], width: int = GROUP_WIDTH) -> list[float]:
-    """``vector`` (as decoded: trailing zeros are not sent) back to ``width`` parts, in place."""
-    missing = width - len(vector)
-    if missing > 0:
-        vector.extend([0.0] * missing)
-    return vector
+def _vector(parts: Sequence[float]) -> Vector:
+    """Parts as decoded (trailing zeros are not sent, and stay out: sums take shorter vectors)."""
+    return array("d", parts)
 
 
 def _sum(vectors: Any, width: int = GROUP_WIDTH) -> list[float]:
