@@ -52,6 +52,7 @@ def client() -> httpx.AsyncClient:
     for snapshot in SNAPSHOTS:
         model.put(latest_key(snapshot), encoder.encode(snapshot))
     model.put(latest_key(SNAPSHOTS[-1]), None)  # a tombstone removes it
+    model.put(b"pickup_rate|caf/75|1h", b"{}")  # not a key this service writes: ignored
     model.caught_up = True
     app = FastAPI()
     app.include_router(indicators_router(model))
@@ -86,6 +87,7 @@ async def check_filters(http: httpx.AsyncClient) -> None:
     assert scopes(one_site) == {("caf/75/caf-1", "1h"), ("caf/75/caf-1", "15m")}
     assert (await http.get("/v1/indicators", params={"indicator": "deadline_compliance"})).json() == []
     assert len((await http.get("/v1/indicators", params={"limit": 2})).json()) == 2
+    assert len(scopes((await http.get("/v1/indicators")).json())) == len(SNAPSHOTS) - 1
     assert (await http.get("/v1/indicators", params={"window": "fortnight"})).status_code == 422
     stale = (await http.get("/v1/sites/stale", params={"network": "caf"})).json()
     assert [(s["site_id"], s["last_status_at"]) for s in stale] == [("caf-1", 1709500000.0)]
