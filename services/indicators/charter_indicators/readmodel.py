@@ -74,7 +74,7 @@ class LatestSnapshots:
         """Entries matching every filter given: None matches anything, ``*`` only "aggregated over"."""
         prefix = f"{indicator}|".encode() if indicator is not None else b""
         suffix = f"|{window}".encode() if window is not None else b""
-        for key, value in list(self._entries.items()):
+        for key, value in self._entries.items():
             if not (key.startswith(prefix) and key.endswith(suffix)):
                 continue
             name, scope, window_name = key.decode(errors="replace").split("|")
