@@ -1,0 +1,42 @@
+"""Large transient buffers go back to the system when freed (glibc's allocator).
+
+A service frees buffers of megabytes all the time: the indicators' checkpoint documents
+(tens of megabytes, every few seconds), the Kafka client's fetch responses. glibc serves
+an allocation of 128 KiB or more with its own ``mmap``, returned at ``free``, but raises
+that threshold to the size of every such block freed (up to 32 MiB): from the first
+checkpoint on, the documents were carved from the heap, which then held their pages
+between two checkpoints and kept them, fragmented, as resident memory that grew over an
+hour's soak. A fixed threshold keeps them out of the heap. Elsewhere (musl, macOS) nothing
+is changed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+
+log = logging.getLogger(__name__)
+
+#: ``mallopt`` parameter: the size from which an allocation gets its own mapping (glibc's malloc.h).
+M_MMAP_THRESHOLD = -3
+#: Allocations of this size or more are mapped on their own, and unmapped when freed.
+MMAP_THRESHOLD_BYTES = 1024 * 1024
+
+
+def return_large_buffers(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """Fix glibc's mmap threshold at ``threshold`` bytes; False where the C library has no ``mallopt``."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    if mallopt(M_MMAP_THRESHOLD, threshold) != 1:
+        log.warning("mallopt(M_MMAP_THRESHOLD, %d) refused: large buffers stay in the heap", threshold)
+        return False
+    return True

@@ -1,0 +1,58 @@
+"""A large buffer freed goes back to the system, even after an earlier one raised glibc's threshold.
+
+Each case runs in a fresh interpreter: the allocator's state is per process.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+
+import pytest
+
+# A 24 MiB buffer allocated and freed (glibc then serves anything smaller than it from the heap),
+# then a 12 MiB one with a small buffer after it (so the heap cannot shrink from its top) is freed:
+# the resident memory it leaves behind is what the checkpoint documents used to leave.
+SCRIPT = """
+import json, sys
+sys.path[:0] = {paths!r}
+from charter_runtime.memory import return_large_buffers
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+applied = return_large_buffers() if {apply!r} else False
+big = bytearray(24 * 1024 * 1024)
+del big
+before = rss()
+document = bytearray(12 * 1024 * 1024)
+after_it = bytearray(200 * 1024)
+del document
+print(json.dumps({{"applied": applied, "kept": rss() - before}}))
+"""
+
+pytestmark = pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's allocator only"
+)
+
+
+def _run(apply: bool) -> dict[str, int]:
+    script = SCRIPT.format(paths=sys.path, apply=apply)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    result: dict[str, int] = json.loads(out)
+    return result
+
+
+def test_a_freed_document_leaves_no_resident_memory_behind() -> None:
+    result = _run(apply=True)
+    assert result["applied"]
+    assert result["kept"] < 2 * 1024 * 1024
+
+
+def test_without_the_fixed_threshold_glibc_keeps_it() -> None:
+    """The case the setting is for: glibc's adaptive threshold keeps the freed document resident."""
+    result = _run(apply=False)
+    assert result["kept"] >= 10 * 1024 * 1024
