@@ -12,7 +12,6 @@ over a soak's working day instead of 75-100 MiB. Elsewhere (musl, macOS) nothing
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 log = logging.getLogger(__name__)
@@ -25,12 +24,10 @@ MMAP_THRESHOLD_BYTES = 1024 * 1024
 
 def return_large_buffers(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
     """Fix glibc's mmap threshold at ``threshold`` bytes; False where the C library has no ``mallopt``."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        # the symbols the process already has: the C library's, with no search for its file
+        # (``ctypes.util.find_library`` runs ``ldconfig`` at every start)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
