@@ -1,4 +1,5 @@
-"""A large buffer freed goes back to the system, even after an earlier one raised glibc's threshold.
+"""Freed memory goes back to the system: large buffers, even after an earlier one raised glibc's
+threshold, and the free pages inside a fragmented heap.
 
 Each case runs in a fresh interpreter: the allocator's state is per process.
 """
@@ -56,3 +57,44 @@ def test_without_the_fixed_threshold_glibc_keeps_it() -> None:
     """The case the setting is for: glibc's adaptive threshold keeps the freed document resident."""
     result = _run(apply=False)
     assert result["kept"] >= 10 * 1024 * 1024
+
+
+# 64 MiB of buffers of a few kilobytes (glibc serves them from the heap), one in ten kept: once
+# the others are freed, the heap is mostly free chunks between live ones and cannot shrink.
+FRAGMENTED = """
+import json, sys, time
+sys.path[:0] = {paths!r}
+from charter_runtime.memory import keep_releasing_free_pages
+
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+kept, passing = [], []
+for n in range(32_768):
+    (kept if n % 10 == 0 else passing).append(bytearray(2048))
+del passing
+before = rss()
+released = keep_releasing_free_pages(every=0.05) is not None if {apply!r} else False
+time.sleep(0.5)
+print(json.dumps({{"released": released, "freed": before - rss()}}))
+"""
+
+
+def _fragmented(apply: bool) -> dict[str, int]:
+    script = FRAGMENTED.format(paths=sys.path, apply=apply)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    result: dict[str, int] = json.loads(out)
+    return result
+
+
+def test_the_free_pages_of_a_fragmented_heap_go_back_to_the_system() -> None:
+    result = _fragmented(apply=True)
+    assert result["released"]
+    assert result["freed"] > 32 * 1024 * 1024  # of the 58 MiB freed between the kept buffers
+
+
+def test_without_the_release_a_fragmented_heap_stays_resident() -> None:
+    """The case the thread is for: glibc gives back only the top of its heap."""
+    result = _fragmented(apply=False)
+    assert result["freed"] < 4 * 1024 * 1024

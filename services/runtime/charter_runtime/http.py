@@ -28,7 +28,7 @@ from prometheus_client import (
 
 from charter_runtime.kafka import NO_AUTH, KafkaAuth, TopicSpec, ensure_topics, retry_forever
 from charter_runtime.lag import ConsumerLag
-from charter_runtime.memory import return_large_buffers
+from charter_runtime.memory import keep_releasing_free_pages, return_large_buffers
 
 log = logging.getLogger(__name__)
 # `_created` series double the series count for no use on our boards.
@@ -179,6 +179,7 @@ def serve(
     # collected every 100,000 allocations instead; garbage cycles are rare here.
     gc.set_threshold(*GC_THRESHOLDS)
     return_large_buffers()
+    keep_releasing_free_pages()
     uvicorn.run(
         app,
         host=host,
