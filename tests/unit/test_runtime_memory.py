@@ -40,8 +40,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _run(apply: bool) -> dict[str, int]:
-    script = SCRIPT.format(paths=sys.path, apply=apply)
+def _run(apply: bool, script: str = SCRIPT) -> dict[str, int]:
+    """Run one case in a fresh interpreter; its last line is a JSON object of figures."""
+    script = script.format(paths=sys.path, apply=apply)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     result: dict[str, int] = json.loads(out)
     return result
@@ -70,31 +71,24 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096
 
+released = keep_releasing_free_pages(every=1.0) is not None if {apply!r} else False
 kept, passing = [], []
 for n in range(32_768):
     (kept if n % 10 == 0 else passing).append(bytearray(2048))
 del passing
 before = rss()
-released = keep_releasing_free_pages(every=0.05) is not None if {apply!r} else False
-time.sleep(0.5)
+time.sleep(1.6)  # its next round (the heap fragmented well within the first second)
 print(json.dumps({{"released": released, "freed": before - rss()}}))
 """
 
 
-def _fragmented(apply: bool) -> dict[str, int]:
-    script = FRAGMENTED.format(paths=sys.path, apply=apply)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    result: dict[str, int] = json.loads(out)
-    return result
-
-
 def test_the_free_pages_of_a_fragmented_heap_go_back_to_the_system() -> None:
-    result = _fragmented(apply=True)
+    result = _run(apply=True, script=FRAGMENTED)
     assert result["released"]
     assert result["freed"] > 32 * 1024 * 1024  # of the 58 MiB freed between the kept buffers
 
 
 def test_without_the_release_a_fragmented_heap_stays_resident() -> None:
     """The case the thread is for: glibc gives back only the top of its heap."""
-    result = _fragmented(apply=False)
+    result = _run(apply=False, script=FRAGMENTED)
     assert result["freed"] < 4 * 1024 * 1024
