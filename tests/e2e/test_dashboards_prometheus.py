@@ -37,7 +37,7 @@ import yaml
 from charter_ops.dashboards import DASHBOARDS_DIR
 from charter_ops.kafka.local import free_port
 from charter_ops.observability import DEPLOY_DIR
-from tests.support import grafana
+from tests.support import grafana, polling
 from tests.support.kafka import CHARTER
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -99,16 +99,9 @@ class PrometheusError(AssertionError):
 
 
 def wait_for(what: str, condition: Any, timeout: float, stack_log: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except (httpx.HTTPError, PrometheusError, KeyError, ValueError):
-            value = None
-        if value:
-            return value
-        time.sleep(2)
-    raise AssertionError(f"timed out waiting for {what}:\n{stack_log.read_text(errors='replace')[-4000:]}")
+    """Poll every 2 s; a query Prometheus cannot answer yet counts as not yet."""
+    tolerated = (httpx.HTTPError, PrometheusError, KeyError, ValueError)
+    return polling.wait_for(what, condition, timeout, stack_log, every=2.0, tolerated=tolerated)
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,14 @@ import os
 import shutil
 import signal
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from charter_ops.kafka.local import free_port, port_open, process_alive
 from tests.support.kafka import CHARTER, metric_value
+from tests.support.polling import wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 SERVICES = ("ingest", "indicators", "alerts")
@@ -36,19 +34,6 @@ def descendants(root: int) -> set[int]:
         frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
-
-
-def wait_for(what: str, condition: Callable[[], Any], timeout: float, log: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except httpx.HTTPError:
-            value = None
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}:\n{log.read_text(errors='replace')[-4000:]}")
 
 
 def test_the_native_stack_starts_is_scraped_and_stops_leaving_nothing(tmp_path: Path) -> None:
