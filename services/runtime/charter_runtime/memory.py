@@ -10,7 +10,7 @@ over a soak's working day instead of 75-100 MiB.
 
 Below the threshold, the heap still fragments: buffers of a few kilobytes to a megabyte (Kafka
 batches, lists of snapshots, dicts growing) come and go between long-lived objects, so the heap
-cannot shrink from its top, and glibc gives back only its top. ``release_free_pages`` returns
+cannot shrink from its top, and glibc gives back only its top. ``keep_releasing_free_pages`` returns
 the whole pages inside its free chunks, as jemalloc's background purge does; a thread does it
 every half minute. Elsewhere (musl, macOS) nothing is changed.
 """
@@ -21,6 +21,7 @@ import ctypes
 import logging
 import threading
 import time
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +31,26 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 1024 * 1024
 
 
+def _c_function(name: str, argtypes: list[type[Any]]) -> Any | None:
+    """A function of the C library by name, returning an int; None where it has none (not glibc).
+
+    Taken from the symbols the process already has, with no search for the library's file
+    (``ctypes.util.find_library`` runs ``ldconfig``).
+    """
+    try:
+        function = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = argtypes
+    function.restype = ctypes.c_int
+    return function
+
+
 def return_large_buffers(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
     """Fix glibc's mmap threshold at ``threshold`` bytes; False where the C library has no ``mallopt``."""
-    try:
-        # the symbols the process already has: the C library's, with no search for its file
-        # (``ctypes.util.find_library`` runs ``ldconfig`` at every start)
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    mallopt = _c_function("mallopt", [ctypes.c_int, ctypes.c_int])
+    if mallopt is None:
         return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     if mallopt(M_MMAP_THRESHOLD, threshold) != 1:
         log.warning("mallopt(M_MMAP_THRESHOLD, %d) refused: large buffers stay in the heap", threshold)
         return False
@@ -50,31 +61,22 @@ def return_large_buffers(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
 RELEASE_EVERY_SECONDS = 30.0
 
 
-def release_free_pages() -> bool:
-    """Return the heap's free pages to the system (glibc's ``malloc_trim(0)``); False without it."""
-    try:
-        malloc_trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return False
-    malloc_trim.argtypes = [ctypes.c_size_t]
-    malloc_trim.restype = ctypes.c_int
-    malloc_trim(0)
-    return True
-
-
 def keep_releasing_free_pages(every: float = RELEASE_EVERY_SECONDS) -> threading.Thread | None:
-    """Release the heap's free pages every ``every`` seconds from a daemon thread; None without glibc.
+    """Return the heap's free pages to the system (glibc's ``malloc_trim(0)``) now and every
+    ``every`` seconds from a daemon thread; None without glibc.
 
     A thread rather than a task of the event loop: ctypes releases the GIL, so the few
     milliseconds of the walk over the free chunks hold back only the allocations of the moment.
     """
-    if not release_free_pages():
+    malloc_trim = _c_function("malloc_trim", [ctypes.c_size_t])
+    if malloc_trim is None:
         return None
+    malloc_trim(0)
 
     def loop() -> None:
         while True:
             time.sleep(every)
-            release_free_pages()
+            malloc_trim(0)
 
     thread = threading.Thread(target=loop, name="release-free-pages", daemon=True)
     thread.start()
