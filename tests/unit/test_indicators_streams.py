@@ -3,6 +3,7 @@ for a flush, and the flush brings the minutes kept in memory back to the last ho
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,11 +11,13 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
+from charter_indicators.app import Indicators
 from charter_indicators.domain.partition import IndicatorConfig
 from charter_indicators.encoding import encode_partial, encode_progress
 from charter_indicators.kafka_io import Checkpoint
 from charter_indicators.metrics import IndicatorMetrics
 from charter_indicators.service import Aggregation, SiteStreams, Topics
+from charter_indicators.settings import IndicatorsSettings
 from tests.support import events
 from tests.support.pipeline import T0
 from tests.support.sites import site
@@ -459,3 +462,38 @@ async def test_stage_two_publishes_a_closing_minute_once_every_source_reached_it
     now[0] += 1.5
     await aggregation.tick()
     assert published() == {("75", as_of + 60)}
+
+
+async def test_the_sums_of_sources_ahead_of_a_minute_that_never_closes_go_out_without_waiting_for_a_flush() -> None:
+    """The end of a backlog: one source reached a later minute, the others' streams went quiet and never
+    will. What it sent goes out ``refresh_seconds`` after it came, on stage 2's own timer: the clock that
+    flushes stage 1 is paced after a backlog (up to half a minute between flushes) and, here, never ticks.
+    The fault tests read the final figures a few seconds after the nation's last minute; they used to
+    miss the last minute of the partition ahead."""
+    indicators = Indicators(IndicatorsSettings(kafka_bootstrap_servers="127.0.0.1:1"))  # never connected
+    sink = FakeSink()
+    indicators.aggregation = Aggregation(TOPICS, sink, IndicatorMetrics(CollectorRegistry()), refresh_seconds=0.2)
+    await indicators.aggregation.assign({0: 0})
+    offsets = iter(range(1000))
+
+    def partial(source: str, calls: float) -> Record:
+        parts = {"w": {"1h": [0.0, 0.0, calls]}, "live": [], "hour": {}, "day": {}}
+        return Record("partials", 0, next(offsets), None, encode_partial(source, ("caf", "75"), parts))
+
+    def progress(source: str, as_of: float) -> Record:
+        return Record("partials", 0, next(offsets), None, encode_progress(source, as_of))
+
+    def published() -> list[float]:
+        calls = [orjson.loads(value)["denominator"] for topic, value in sink.sent if topic == "indicators" and value]
+        sink.sent.clear()
+        return calls
+
+    as_of = T0.timestamp()
+    await indicators.on_partials([partial(s, 3.0) for s in ("0/caf", "1/caf")] + [progress("0/caf", as_of)])
+    await indicators.on_partials([progress("1/caf", as_of)])
+    assert 6.0 in published()  # a new minute: out at once
+    await indicators.on_partials([partial("1/caf", 5.0), progress("1/caf", as_of + 60)])  # 0/caf stays behind
+    assert published() == []  # held while the minute may still close
+    await asyncio.sleep(0.5)
+    assert 8.0 in published()  # out after refresh_seconds, with no flush of stage 1
+    await indicators._stopping()

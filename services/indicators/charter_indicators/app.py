@@ -154,6 +154,7 @@ class Indicators:
         self._producer_started = False
         self._producer_lock = asyncio.Lock()
         self._clock_task: asyncio.Task[None] | None = None
+        self._refresh: asyncio.Task[None] | None = None
         self._flush_now = asyncio.Event()
         self._flushed = asyncio.Event()
         self._pacer = FlushPacer(settings.flush_seconds, max_pause=MAX_FLUSH_PAUSE)
@@ -293,10 +294,34 @@ class Indicators:
 
     async def on_partials(self, records: Any) -> None:
         """Partial sums of the scopes this instance aggregates."""
-        if not self._closing and await self.aggregation.handle(records):
+        if self._closing:
+            return
+        if await self.aggregation.handle(records):
             # every source reached a later minute: publish now rather than at the clock's next tick
             # (which waits for the next flush of stage 1: one more flush cycle of latency)
             await self.aggregation.tick()
+        self._refresh_when_due()
+
+    def _refresh_when_due(self) -> None:
+        """Scopes left waiting (a revision, the sums of sources ahead of a closing minute) go out when
+        due, on a timer of stage 2's own: the clock's pacing can hold its next tick back for up to
+        ``MAX_FLUSH_PAUSE`` after a backlog, and a source whose streams went quiet never closes the minute."""
+        delay = self.aggregation.due_in()
+        if delay is None or self._closing or (self._refresh is not None and not self._refresh.done()):
+            return
+        self._refresh = asyncio.create_task(self._refresh_after(delay), name="indicators-stage2-refresh")
+
+    async def _refresh_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._closing:
+            return
+        try:
+            await self.aggregation.tick()
+        except Exception:  # the producer failed: the clock's next flush reconnects and publishes again
+            log.exception("stage 2 could not publish the scopes due; the next flush tries again")
+            return
+        self._refresh = None
+        self._refresh_when_due()  # more came while it ticked
 
     async def _partials_assigned(self, assigned: set[TopicPartition]) -> None:
         if self._closing or not assigned:
@@ -362,6 +387,10 @@ class Indicators:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._clock_task
         self._closing = True
+        if self._refresh is not None:
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh
         self._flushed.set()  # a batch waiting for the clock's flush goes on: no clock any more
         if self._producer_started:
             with contextlib.suppress(Exception):

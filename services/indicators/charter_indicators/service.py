@@ -588,10 +588,33 @@ class Aggregation:
                 end = self.catching_up.get(q)
                 if end is not None and record.offset + 1 >= end:
                     del self.catching_up[q]
-            return any(
+            new_minute = any(
                 q not in self.catching_up and aggregator.as_of is not None and aggregator.as_of != before.get(q)
                 for q, aggregator in self.aggregators.items()
             )
+            if not new_minute and self._held_since is None and self._waiting():
+                self._held_since = self.clock()  # held from now: ``due_in`` counts refresh_seconds from here
+            return new_minute
+
+    def _waiting(self) -> list[Aggregator]:
+        """The aggregators, read up to date, with scopes waiting to go out."""
+        return [a for q, a in self.aggregators.items() if q not in self.catching_up and a.due()]
+
+    def due_in(self) -> float | None:
+        """Seconds before the scopes left waiting by ``handle`` must go out (None: none waits).
+
+        A revision while every source is at the same minute is due at once; what sources ahead sent
+        while a minute is closing, ``refresh_seconds`` after it came. The caller ticks then: the
+        stage-1 clock's next flush can be far off (its pacing spaces flushes out after a backlog, up
+        to half a minute), and a source that stays behind (its streams went quiet) never closes the
+        minute, so the figures of the sources ahead would wait for that flush.
+        """
+        waiting = self._waiting()
+        if not waiting:
+            return None
+        if any(not a.closing for a in waiting) or self._held_since is None:
+            return 0.0
+        return max(0.0, self._held_since + self.refresh_seconds - self.clock())
 
     async def republish(self) -> None:
         """Publish every scope again at the next tick (after the producer lost what it queued)."""
