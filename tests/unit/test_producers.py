@@ -27,7 +27,7 @@ from charter_ingest.app import Ingest
 from charter_ingest.settings import IngestSettings
 from charter_ops import publish, sites
 from charter_ops.simulator import publish as simulator
-from charter_runtime.kafka import make_broker
+from charter_runtime.kafka import connect_new_producer, make_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 NOWHERE = "127.0.0.1:1"  # nothing is ever connected: start() is stopped before it reaches the network
@@ -36,6 +36,7 @@ NOWHERE = "127.0.0.1:1"  # nothing is ever connected: start() is stopped before 
 #: benchmarks' load generators use acks=1 on purpose, to load the broker, not to be durable).
 CONSTRUCTION_SITES = {
     ("services/runtime/charter_runtime/kafka.py", "KafkaBroker"),  # make_broker: the three services' brokers
+    ("services/runtime/charter_runtime/kafka.py", "AIOKafkaProducer"),  # connect_new_producer: a broker's renewed
     ("services/indicators/charter_indicators/kafka_io.py", "AIOKafkaProducer"),  # BulkProducer
     ("deploy/charter_ops/sites.py", "AIOKafkaProducer"),  # charter sites load
     ("deploy/charter_ops/publish.py", "AIOKafkaProducer"),  # charter publish (over Kafka)
@@ -100,6 +101,10 @@ async def _make_broker() -> None:
     await make_broker(NOWHERE, client_id="anything").connect()
 
 
+async def _renewed() -> None:
+    await connect_new_producer(make_broker(NOWHERE, client_id="anything"))
+
+
 async def _sites_load() -> None:
     await sites.publish_sites([], NOWHERE, TopicNames())
 
@@ -124,6 +129,7 @@ PRODUCERS: dict[str, Callable[[], Awaitable[None]]] = {
     "charter indicators (BulkProducer)": _indicators_bulk,
     "charter alerts (its broker)": _alerts,
     "make_broker": _make_broker,
+    "a broker's producer renewed (out of sequence after an outage)": _renewed,
     "charter sites load": _sites_load,
     "charter publish": _publish,
     "charter simulate --kafka": _simulate,

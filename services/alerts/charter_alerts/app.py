@@ -172,7 +172,7 @@ class Alerts:
         send = await self.state.publish(
             delivered_value(receiver, key), key=delivered_key(receiver, key), no_confirm=True
         )
-        await confirm_all([send])
+        await confirm_all([send], self.broker)
 
     # -- judging --------------------------------------------------------------------
 
@@ -205,14 +205,14 @@ class Alerts:
             await self.alerts.publish(e.model_dump_json().encode(), key=e.fingerprint.encode(), no_confirm=True)
             for e in events
         ]
-        await confirm_all(sends)
+        await confirm_all(sends, self.broker)
         sends = [
             await self.state.publish(
                 t.record.model_dump_json().encode(), key=alert_key(t.record.fingerprint), no_confirm=True
             )
             for t in transitions
         ]
-        await confirm_all(sends)
+        await confirm_all(sends, self.broker)
         for t in transitions:
             if t.event is not None:
                 log.warning("alert %s: %s", t.event.status, t.event.summary_en)

@@ -67,7 +67,9 @@ class BrokerSink:
         self.broker = broker
 
     async def publish(self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str] | None = None) -> Any:
-        return await self.broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
+        """The send's acknowledgement; a producer it finds out of sequence is replaced (see ``confirm_all``)."""
+        sent = await self.broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
+        return asyncio.ensure_future(confirm_all([sent], self.broker))
 
 
 class _Reassigned(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -188,7 +190,7 @@ class Ingest:
             else:
                 rejection = _rejection(verdict, event, record, batch.watermark, self.settings.dedup_horizon_days)
                 pending.append(await self._reject(rejection, network, record))
-        await confirm_all(pending)
+        await confirm_all(pending, self.broker)
         written = datetime.now(UTC).timestamp()
         for record, network, event_type in accepted:
             self.metrics.accepted.labels(network, event_type).inc()
@@ -231,7 +233,7 @@ class Ingest:
                     no_confirm=True,
                 )
             )
-        await confirm_all(writes)
+        await confirm_all(writes, self.broker)
         for batch in batches.values():
             batch.commit()
 

@@ -11,12 +11,20 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+)
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -232,14 +240,68 @@ def batch_subscriber(
     return subscriber
 
 
-async def confirm_all(sends: Iterable[Any]) -> None:
+async def confirm_all(sends: Iterable[Any], broker: KafkaBroker) -> None:
     """Wait until Kafka acknowledged every send of a batch (publish(..., no_confirm=True) results).
 
-    The in-memory test broker returns no future; real sends always do.
+    The in-memory test broker returns no future; real sends always do. A failure that leaves
+    the producer of ``broker`` (which sent them) out of sequence (``OUT_OF_SEQUENCE``)
+    replaces that producer before it is raised: the caller's retry then goes through.
     """
     futures = [send for send in sends if send is not None]
     if futures:
-        await asyncio.gather(*futures)
+        try:
+            await asyncio.gather(*futures)
+        except OUT_OF_SEQUENCE:
+            await renew_producer(broker)
+            raise
+
+
+#: What an idempotent producer is answered once its sequence numbers no longer match the broker's
+#: (sends of it failed during a broker outage): every later send to that partition fails the same
+#: way until a new producer, with a new producer id, replaces it. A consumer whose batch fails so is
+#: rewound and fails again, for ever, writing the records that did go through again at each round.
+OUT_OF_SEQUENCE = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
+#: A producer renewed less than this long ago is not renewed again: the failures of the sends the
+#: old one held arrive one after the other, and must not throw the new one away.
+RENEWAL_SPACING_SECONDS = 5.0
+
+
+@dataclass
+class _Renewal:
+    task: asyncio.Task[None]
+    started: float
+
+
+_renewals: dict[int, _Renewal] = {}
+
+
+async def renew_producer(broker: KafkaBroker) -> None:
+    """Replace the producer of a connected FastStream ``broker`` with a new one of the same options.
+
+    FastStream has no call for this; its connect step is repeated for the producer alone, until
+    it succeeds. What the old producer still held is dropped: its senders were told (their sends
+    failed) and send again. Concurrent callers share one renewal, which their own timeouts do not
+    cancel half-way (that would leave the broker with no producer at all).
+    """
+    renewal = _renewals.get(id(broker))
+    now = time.monotonic()
+    if renewal is None or (renewal.task.done() and now - renewal.started >= RENEWAL_SPACING_SECONDS):
+        renewal = _renewals[id(broker)] = _Renewal(asyncio.create_task(_renew(broker)), now)
+    await asyncio.shield(renewal.task)
+
+
+async def _renew(broker: KafkaBroker) -> None:
+    log.warning("the Kafka producer is out of sequence with the broker (after an outage): replacing it")
+    with contextlib.suppress(Exception):
+        await broker.config.broker_config.producer.disconnect()
+    await retry_forever(lambda: connect_new_producer(broker), "replacing the Kafka producer")
+
+
+async def connect_new_producer(broker: KafkaBroker) -> None:
+    """Give ``broker`` a new producer made with the options of its first (idempotent, acks=all)."""
+    config = broker.config.broker_config
+    producer = AIOKafkaProducer(**broker._connection_kwargs)
+    await config.producer.connect(producer, serializer=config.fd_config._serializer, codec=config.broker_codec)
 
 
 async def retry_forever(
