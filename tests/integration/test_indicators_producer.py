@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from charter_contracts.topics import TopicNames
 from charter_indicators.kafka_io import BulkProducer
+from charter_runtime.kafka import TopicSpec, ensure_topics
 from tests.support.kafka import read_all
 
 pytestmark = [pytest.mark.kafka]
@@ -16,12 +16,7 @@ pytestmark = [pytest.mark.kafka]
 
 async def test_tasks_sending_and_flushing_at_once_deliver_every_record_once(kafka: str, names: TopicNames) -> None:
     topic = f"{names.prefix}producer-shared"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    await ensure_topics(kafka, [TopicSpec(topic, 1)])
     sink = BulkProducer(kafka, client_id="test-shared")
     await sink.start()
     payload = b"x" * 60_000  # a batch holds about eight: batches fill while other tasks send and flush

@@ -13,12 +13,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import OutOfOrderSequenceNumber
 from faststream.kafka import KafkaBroker
 
 from charter_contracts.topics import TopicNames
-from charter_runtime.kafka import confirm_all, make_broker
+from charter_runtime.kafka import TopicSpec, confirm_all, ensure_topics, make_broker
 from tests.support.kafka import read_all
 
 pytestmark = [pytest.mark.kafka]
@@ -34,12 +33,7 @@ async def test_an_acknowledgement_failing_out_of_sequence_replaces_the_producer_
     kafka: str, names: TopicNames
 ) -> None:
     topic = f"{names.prefix}renewal"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    await ensure_topics(kafka, [TopicSpec(topic, 1)])
     broker = make_broker(kafka, client_id="test-renewal")
     await broker.connect()
     try:
