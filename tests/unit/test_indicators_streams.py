@@ -388,6 +388,39 @@ async def test_stage_two_rebuilt_after_a_restart_leaves_out_a_batch_read_before_
     assert [s.numerator for s in built.snapshots()] == [s.numerator for s in expected.snapshots()]
 
 
+async def test_stage_two_rebuilt_from_partial_sums_the_cleaner_compacted_loses_nothing_and_catches_up() -> None:
+    """The partial sums are compacted: after a while their first records are gone and the first one
+    read is past the log's start offset. The rebuild starts at the first record there is (it used to
+    wait for the start offset itself, skipping every record, and stage 2 never published again after
+    a restart). Should the cleaner remove that record too between the lookup and the read, the
+    offsets going back down after a batch read before the seek tell where the rebuild starts."""
+    calls, sink = Calls(), FakeSink()
+    streams = _streams(calls, sink)
+    await streams.assign([0])
+    for start in range(0, 90, 30):
+        await streams.handle(calls.add(range(start, start + 30)))
+        await streams.tick()
+    values = [value for topic, value in sink.sent if topic == "partials" and value]
+    records = [Record("partials", 0, offset, None, value) for offset, value in enumerate(values)]
+    first = 3  # cleaned away: offsets 0 to 2, superseded by later records of the same keys
+    kept = records[first:]
+
+    reference = Aggregation(TOPICS, FakeSink(), IndicatorMetrics(CollectorRegistry()))
+    await reference.assign({0: len(records)}, {0: first})
+    await reference.handle(kept)
+    assert 0 not in reference.catching_up  # caught up: publishing again
+    assert reference.aggregators[0].as_of is not None
+
+    raced = Aggregation(TOPICS, FakeSink(), IndicatorMetrics(CollectorRegistry()))
+    await raced.assign({0: len(records)}, {0: first})
+    await raced.handle(kept[-2:])  # read before the seek, from where the consumer stood
+    await raced.handle(kept[1:])  # after the seek, the record at ``first`` cleaned away meanwhile
+    assert 0 not in raced.catching_up
+    assert [s.numerator for s in raced.aggregators[0].snapshots()] == [
+        s.numerator for s in reference.aggregators[0].snapshots()
+    ]
+
+
 async def test_a_stream_without_events_holds_a_network_for_the_idle_period_after_it_is_first_heard_of() -> None:
     """Ingest writes the canonical topics one after the other: the first cases may come a moment
     after calls of later minutes. They are not late; a stream still silent after the idle period is

@@ -25,7 +25,7 @@ from charter_contracts import DeadLetter, Event, IndicatorSnapshot, Site
 from charter_contracts.topics import EventKind
 from charter_indicators.api import indicators_router
 from charter_indicators.domain.partition import IndicatorConfig
-from charter_indicators.kafka_io import BulkProducer, CheckpointStore, read_to_end
+from charter_indicators.kafka_io import BulkProducer, CheckpointStore, first_offsets, read_to_end
 from charter_indicators.metrics import IndicatorMetrics
 from charter_indicators.pacing import FlushPacer
 from charter_indicators.procedures import load_rules
@@ -332,7 +332,7 @@ class Indicators:
         consumer = self.partials_subscriber.consumer
         tps = sorted(assigned, key=lambda tp: tp.partition)
         ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
+        starts = await first_offsets(consumer, tps)  # not the log's start: compaction cleans it away
         # the scopes first, then the seek: a batch read meanwhile (from where the consumer stood) is
         # left out; handled into the old scopes and then replaced, it used to lose the records from the
         # start it held (a closed hour of one source missing from a department's sum after a restart)

@@ -533,6 +533,8 @@ class Aggregation:
         #: partitions being read again from their first offset: records read before the consumer
         #: went back there (offsets above it) are left out, they come again in order
         self.rebuilding: dict[int, int] = {}
+        #: the last offset of such records, per partition being read again
+        self._read_before_seek: dict[int, int] = {}
         self.encoder = SnapshotEncoder()
         self.lock = asyncio.Lock()
 
@@ -545,6 +547,7 @@ class Aggregation:
             for q, end in ends.items():
                 self.aggregators[q] = Aggregator(sources)
                 start = (starts or {}).get(q, 0)
+                self._read_before_seek.pop(q, None)
                 if end > start:
                     self.catching_up[q] = end
                     self.rebuilding[q] = start
@@ -558,6 +561,7 @@ class Aggregation:
                 aggregator = self.aggregators.pop(q, None)
                 self.catching_up.pop(q, None)
                 self.rebuilding.pop(q, None)
+                self._read_before_seek.pop(q, None)
                 if aggregator is not None:
                     self.metrics.forget(list(aggregator.scopes))
 
@@ -573,9 +577,14 @@ class Aggregation:
                     continue
                 start = self.rebuilding.get(q)
                 if start is not None:
-                    if record.offset > start:
+                    before_seek = self._read_before_seek.get(q, -1)
+                    # the seek has taken effect at the first record (or, should the cleaner have removed
+                    # that one meanwhile, when the offsets go back down)
+                    if record.offset > start and record.offset > before_seek:
+                        self._read_before_seek[q] = record.offset
                         continue  # read before the seek back to the first offset: it comes again, in order
                     del self.rebuilding[q]
+                    self._read_before_seek.pop(q, None)
                 if record.value is not None:
                     data = decode_internal(record.value)
                     source = data["source"]
