@@ -355,11 +355,8 @@ async def test_a_stream_with_records_unread_and_none_of_the_network_holds_it_for
     assert streams.partitions[0].watermark == (T0 + timedelta(minutes=39)).timestamp() - IndicatorConfig().grace
 
 
-async def test_stage_two_rebuilt_after_a_restart_leaves_out_a_batch_read_before_the_seek_and_loses_nothing() -> None:
-    """On assignment, stage 2 reads the compacted partial sums again from their first offset. A batch
-    the consumer read before seeking back (from where it stood) must not end the rebuild early nor
-    push out what comes from the start (it used to: a closed hour of one source went missing from a
-    department's sum after the indicators were killed and restarted)."""
+async def _partial_sums_of_stage_one() -> list[Record]:
+    """The partial sums stage 1 publishes over 90 calls and three flushes, as stage 2 reads them."""
     calls, sink = Calls(), FakeSink()
     streams = _streams(calls, sink)
     await streams.assign([0])
@@ -367,7 +364,15 @@ async def test_stage_two_rebuilt_after_a_restart_leaves_out_a_batch_read_before_
         await streams.handle(calls.add(range(start, start + 30)))
         await streams.tick()
     values = [value for topic, value in sink.sent if topic == "partials" and value]
-    records = [Record("partials", 0, offset, None, value) for offset, value in enumerate(values)]
+    return [Record("partials", 0, offset, None, value) for offset, value in enumerate(values)]
+
+
+async def test_stage_two_rebuilt_after_a_restart_leaves_out_a_batch_read_before_the_seek_and_loses_nothing() -> None:
+    """On assignment, stage 2 reads the compacted partial sums again from their first offset. A batch
+    the consumer read before seeking back (from where it stood) must not end the rebuild early nor
+    push out what comes from the start (it used to: a closed hour of one source went missing from a
+    department's sum after the indicators were killed and restarted)."""
+    records = await _partial_sums_of_stage_one()
     assert len(records) > 4
 
     reference = Aggregation(TOPICS, FakeSink(), IndicatorMetrics(CollectorRegistry()))
@@ -394,14 +399,7 @@ async def test_stage_two_rebuilt_from_partial_sums_the_cleaner_compacted_loses_n
     wait for the start offset itself, skipping every record, and stage 2 never published again after
     a restart). Should the cleaner remove that record too between the lookup and the read, the
     offsets going back down after a batch read before the seek tell where the rebuild starts."""
-    calls, sink = Calls(), FakeSink()
-    streams = _streams(calls, sink)
-    await streams.assign([0])
-    for start in range(0, 90, 30):
-        await streams.handle(calls.add(range(start, start + 30)))
-        await streams.tick()
-    values = [value for topic, value in sink.sent if topic == "partials" and value]
-    records = [Record("partials", 0, offset, None, value) for offset, value in enumerate(values)]
+    records = await _partial_sums_of_stage_one()
     first = 3  # cleaned away: offsets 0 to 2, superseded by later records of the same keys
     kept = records[first:]
 
