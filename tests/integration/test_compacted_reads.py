@@ -24,6 +24,10 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 QUICK_COMPACTION = {"segment.ms": "100", "min.cleanable.dirty.ratio": "0.01", "min.compaction.lag.ms": "0"}
 
 
+async def first_of(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+    return (await first_offsets(consumer, await consumer.end_offsets([tp])))[tp]
+
+
 async def test_the_first_offset_of_a_compacted_partition_is_that_of_its_first_record_left(
     kafka: str, names: TopicNames
 ) -> None:
@@ -34,13 +38,13 @@ async def test_the_first_offset_of_a_compacted_partition_is_that_of_its_first_re
     await consumer.start()
     try:
         consumer.assign([tp])
-        assert await first_offsets(consumer, [tp]) == {tp: 0}  # empty: its end
+        assert await first_of(consumer, tp) == 0  # empty: its end
         deadline = time.monotonic() + 120
         n = 0
         while True:  # the same keys again and again, each write rolling a segment: the cleaner has work
             await produce(kafka, topic, [(f"scope-{n % 3}".encode(), f"{n}".encode())])
             n += 1
-            first = (await first_offsets(consumer, [tp]))[tp]
+            first = await first_of(consumer, tp)
             if first > 0 or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
@@ -48,7 +52,7 @@ async def test_the_first_offset_of_a_compacted_partition_is_that_of_its_first_re
         assert (await consumer.beginning_offsets([tp]))[tp] == 0  # the log still starts at 0
         consumer.seek(tp, 0)
         batch = await consumer.getmany(tp, timeout_ms=5000)
-        after = (await first_offsets(consumer, [tp]))[tp]  # the cleaner may have run again meanwhile
+        after = await first_of(consumer, tp)  # the cleaner may have run again meanwhile
         assert first <= batch[tp][0].offset <= after  # what a reader from the start gets first
     finally:
         await consumer.stop()

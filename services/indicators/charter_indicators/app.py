@@ -306,8 +306,10 @@ class Indicators:
         """Scopes left waiting (a revision, the sums of sources ahead of a closing minute) go out when
         due, on a timer of stage 2's own: the clock's pacing can hold its next tick back for up to
         ``MAX_FLUSH_PAUSE`` after a backlog, and a source whose streams went quiet never closes the minute."""
+        if self._closing or (self._refresh is not None and not self._refresh.done()):
+            return  # one timer at a time: the scopes' scan in ``due_in`` is not done for every batch
         delay = self.aggregation.due_in()
-        if delay is None or self._closing or (self._refresh is not None and not self._refresh.done()):
+        if delay is None:
             return
         self._refresh = asyncio.create_task(self._refresh_after(delay), name="indicators-stage2-refresh")
 
@@ -332,7 +334,7 @@ class Indicators:
         consumer = self.partials_subscriber.consumer
         tps = sorted(assigned, key=lambda tp: tp.partition)
         ends = await consumer.end_offsets(tps)
-        starts = await first_offsets(consumer, tps)  # not the log's start: compaction cleans it away
+        starts = await first_offsets(consumer, ends)  # not the log's start: compaction cleans it away
         # the scopes first, then the seek: a batch read meanwhile (from where the consumer stood) is
         # left out; handled into the old scopes and then replaced, it used to lose the records from the
         # start it held (a closed hour of one source missing from a department's sum after a restart)

@@ -197,17 +197,15 @@ class BulkProducer:
                 log.info("stopping a failed producer: %s", exc)
 
 
-async def first_offsets(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-    """The offset of each partition's first record (its end offset when it holds none).
+async def first_offsets(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """The offset of each partition's first record, given their end offsets (the end when it holds none).
 
     On a compacted topic this is past the log's start offset (``beginning_offsets``) once the
     cleaner removed the first records: a reader that waits for the start offset itself to come
     back waits for ever. Kafka's lookup by timestamp finds the first record that is there.
     """
-    wanted = list(partitions)
-    found = await consumer.offsets_for_times(dict.fromkeys(wanted, 0))
-    ends: dict[TopicPartition, int] = await consumer.end_offsets(wanted)
-    return {tp: ends[tp] if found.get(tp) is None else found[tp].offset for tp in wanted}
+    found = await consumer.offsets_for_times(dict.fromkeys(ends, 0))
+    return {tp: end if found.get(tp) is None else found[tp].offset for tp, end in ends.items()}
 
 
 async def read_to_end(
